@@ -1,0 +1,417 @@
+"""Configuration: nested dataclasses with defaults, YAML presets and dotted overrides.
+
+Every knob of the model, losses, data pipeline and trainer lives here with its default. A preset
+is a YAML file holding only the values that differ from these defaults; `load_config("tiny")`
+reads `configs/tiny.yaml`, merges it over the defaults and applies overrides such as
+``model.encoder.channels=32``. Unknown keys and wrongly typed values raise `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+# --------------------------------------------------------------------------------------------
+# model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SEANetConfig:
+    """One side (encoder or decoder) of the SEANet convolutional stack."""
+
+    channels: int = 32  # width of the first (encoder) / last (decoder) stage; doubles per stage
+    max_channels: int = 1024  # cap on the per-stage width
+    kernel_size: int = 7  # first conv of the encoder / first conv of the decoder
+    last_kernel_size: int = 7  # last conv of the encoder / last conv of the decoder
+    residual_kernel_size: int = 7
+    dilations: tuple[int, ...] = (1, 3, 9)  # one residual unit per dilation, per stage
+    residual_compress: int = 1  # hidden width of a residual unit = channels // compress
+    depthwise_residual: bool = False  # depthwise dilated conv in residual units (cheaper)
+
+
+@dataclass
+class QuantizerConfig:
+    """Residual vector quantizer with EMA codebooks (SoundStream sec. 3.2, EnCodec sec. 3.2)."""
+
+    n_q: int = 12  # maximum number of codebooks (12 x 10 bits x 50 Hz = 6 kbps)
+    codebook_size: int = 1024
+    decay: float = 0.99  # EMA decay of cluster sizes and sums
+    epsilon: float = 1e-5  # Laplace smoothing of cluster sizes
+    kmeans_init: bool = True  # initialise each codebook by k-means on the first batch
+    kmeans_iters: int = 10
+    dead_code_threshold: float = 2.0  # codes whose EMA usage drops below this are re-seeded
+    dropout: float = 0.5  # fraction of a batch trained with a random number of codebooks
+    commitment_weight: float = 1.0  # scales the commitment loss returned by the quantizer
+
+
+@dataclass
+class ModelConfig:
+    sample_rate: int = 16000
+    strides: tuple[int, ...] = (2, 4, 5, 8)  # encoder downsampling; decoder uses the reverse
+    patch_size: int = 1  # fold this many samples into channels before the first conv
+    latent_dim: int = 128
+    causal: bool = False  # causal padding everywhere (streaming-capable)
+    weight_norm: bool = True
+    tanh_output: bool = False
+    output_gain: float = 1.0  # fixed factor on the decoder output (1.0; tests use it to
+    # induce an amplitude collapse)
+    normalize: bool = True  # normalise input to target_rms and undo the gain after decoding
+    target_rms: float = 0.158  # -16 dBFS RMS
+    max_gain_db: float = 40.0  # never amplify quieter input by more than this
+    encoder: SEANetConfig = field(default_factory=SEANetConfig)
+    decoder: SEANetConfig = field(default_factory=SEANetConfig)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# discriminators and losses
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MSDConfig:
+    """MelGAN multi-scale discriminator, as our user specified it."""
+
+    scales: int = 3
+    width: float = 1.0  # multiplies every channel count (0.25 for CPU-sized runs)
+    spectral_norm_first: bool = False  # HiFi-GAN: spectral norm on the first (raw) scale
+
+
+@dataclass
+class MPDConfig:
+    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    channels: int = 32  # first layer width; grows x4 per layer up to max_channels
+    max_channels: int = 1024
+
+
+@dataclass
+class STFTDConfig:
+    """EnCodec's multi-scale STFT discriminator (complex STFT input)."""
+
+    n_ffts: tuple[int, ...] = (1024, 512, 256)
+    channels: int = 32
+
+
+@dataclass
+class MRDConfig:
+    """DAC's multi-band multi-resolution spectrogram discriminator."""
+
+    n_ffts: tuple[int, ...] = (2048, 1024, 512)
+    bands: tuple[tuple[float, float], ...] = (
+        (0.0, 0.1),
+        (0.1, 0.25),
+        (0.25, 0.5),
+        (0.5, 0.75),
+        (0.75, 1.0),
+    )
+    channels: int = 32
+
+
+@dataclass
+class DiscriminatorConfig:
+    kinds: tuple[str, ...] = ("mpd", "mrd")  # any of: msd, mpd, stftd, mrd
+    msd: MSDConfig = field(default_factory=MSDConfig)
+    mpd: MPDConfig = field(default_factory=MPDConfig)
+    stftd: STFTDConfig = field(default_factory=STFTDConfig)
+    mrd: MRDConfig = field(default_factory=MRDConfig)
+
+
+@dataclass
+class MelLossConfig:
+    n_ffts: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
+    n_mels: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320)
+    floor: float = 1e-5  # log-magnitude floor
+    mag_weight: float = 1.0  # |mel_x - mel_y| term
+    log_weight: float = 1.0  # |log mel_x - log mel_y| term
+
+
+@dataclass
+class LossConfig:
+    adversarial: str = "lsgan"  # hinge | lsgan | bce | hinge_g_bce_d (the seed's mismatch)
+    feature_matching: str = "l1"  # l1 | relative (EnCodec)
+    # weights of each term; 0 disables it
+    adv: float = 1.0
+    fm: float = 2.0
+    mel: float = 15.0
+    stft: float = 0.0
+    l1: float = 0.0
+    sisdr: float = 0.0
+    vq: float = 0.25  # multiplies the quantizer's commitment loss
+    balancer: bool = False  # EnCodec sec. 3.4 gradient balancer over decoder-output losses
+    balancer_ema: float = 0.999
+    balancer_total_norm: float = 1.0
+    mel_loss: MelLossConfig = field(default_factory=MelLossConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    segment_seconds: float = 1.0
+    batch_size: int = 8
+    num_workers: int = 0
+    val_fraction: float = 0.05  # held-out share when no separate validation data is given
+    val_max_files: int = 16
+    val_max_seconds: float = 5.0  # longest validation item (centre crop)
+    speaker_disjoint: bool = False
+    silence_db: float = -50.0  # reject training crops quieter than this (dBFS RMS)
+    max_bad_fraction: float = 0.5  # stop when more than this share of the files is unusable
+    normalize_db: float = -16.0  # loudness every crop is brought to before training
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.0
+    schedule: str = "exponential"  # constant | exponential | cosine
+    gamma: float = 0.999996  # per-step decay for the exponential schedule
+    warmup_steps: int = 0
+    grad_clip: float = 1000.0
+
+
+@dataclass
+class GuardConfig:
+    enabled: bool = True
+    action: str = "rollback"  # warn | stop | rollback
+    min_amplitude: float = 0.5
+    max_amplitude: float = 2.0
+    patience: int = 3  # validations of worsening SNR and mel distance before acting
+    min_d_loss: float = 0.01  # discriminator loss below this ...
+    d_loss_patience: int = 200  # ... for this many steps means D is overpowering G
+    min_codebook_usage: float = 0.02  # share of the first codebook used at validation
+    lr_factor: float = 0.5  # multiply both learning rates by this after a rollback
+    max_rollbacks: int = 3
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 100000
+    seed: int = 0
+    g_optim: OptimConfig = field(default_factory=OptimConfig)
+    d_optim: OptimConfig = field(default_factory=OptimConfig)
+    d_warmup_steps: int = 0  # adversarial terms start after this many steps
+    d_update_every: int = 1
+    grad_accum: int = 1
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    max_nonfinite: int = 10  # consecutive non-finite steps before stopping
+    log_every: int = 10
+    val_every: int = 500
+    ckpt_every: int = 500
+    keep_last: int = 3
+    best_metric: str = "mel_distance"  # lower is better
+    audio_samples: int = 2  # validation clips written to TensorBoard
+    guard: GuardConfig = field(default_factory=GuardConfig)
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# (de)serialisation
+# --------------------------------------------------------------------------------------------
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type `tp`, or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{where}' expects a mapping, got {value!r}")
+        return _from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"config key '{where}' expects {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"config key '{where}' expects true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key '{where}' expects an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{where}' expects an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key '{where}' expects a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{where}' expects a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"config key '{where}' expects a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(
+            f"unknown config key '{key}' (known keys here: {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        sub = f"{where}.{name}" if where else name
+        kwargs[name] = _coerce(value, hints[name], sub)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict (lists instead of tuples) suitable for YAML/JSON."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(cfg)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build a `Config` from a (possibly partial) nested dict; missing keys keep defaults."""
+    return _from_dict(Config, _merge(to_dict(Config()), data))
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"a.b.c=3"`` -> ``{"a": {"b": {"c": 3}}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    out: dict[str, Any] = {}
+    cur = out
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse config {path}: {str(e).splitlines()[0]}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold a mapping at the top level")
+    return data
+
+
+def load_config(preset: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Resolve a preset name or YAML path plus dotted overrides into a `Config`.
+
+    Args:
+        preset: a preset name (``tiny``, ``seed``, ...; see `list_presets`) or a YAML path.
+            A YAML file may say ``base: PRESET`` to start from another preset.
+        overrides: ``key.sub=value`` strings applied last.
+    """
+    data: dict[str, Any] = {}
+    if preset is not None:
+        data = _load_preset_dict(str(preset), seen=set())
+    for text in overrides or []:
+        data = _merge(data, parse_override(text))
+    return from_dict(data)
+
+
+def _load_preset_dict(preset: str, seen: set[str]) -> dict[str, Any]:
+    path = Path(preset)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = PRESET_DIR / f"{preset}.yaml"
+        if not path.exists():
+            raise ConfigError(
+                f"no preset or YAML file '{preset}' (presets: {', '.join(list_presets())})"
+            )
+    if str(path.resolve()) in seen:
+        raise ConfigError(f"config {path} includes itself through 'base'")
+    seen.add(str(path.resolve()))
+    data = _read_yaml(path)
+    name = data.get("name", path.stem)
+    base = data.pop("base", None)
+    if base is not None:
+        data = _merge(_load_preset_dict(str(base), seen), data)
+    data["name"] = name
+    return data

@@ -1,0 +1,1 @@
+"""The codec model: encoder, decoder, residual vector quantizer, discriminators."""

@@ -1,0 +1,1 @@
+"""Small building blocks: padded/weight-normed convolutions and the Snake activation."""
