@@ -81,7 +81,9 @@ def load_audio(path: str | Path, sample_rate: int) -> LoadedAudio:
     if rate != sample_rate:
         wav = resample(wav, rate, sample_rate)
         notices.append(f"resampled {rate} Hz -> {sample_rate} Hz")
-    return LoadedAudio(np.ascontiguousarray(wav, dtype=np.float32), sample_rate, rate, channels, notices)
+    return LoadedAudio(
+        np.ascontiguousarray(wav, dtype=np.float32), sample_rate, rate, channels, notices
+    )
 
 
 def write_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: int) -> None:

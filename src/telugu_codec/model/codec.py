@@ -1,8 +1,8 @@
 """The public `Codec`: SEANet encoder -> residual VQ -> SEANet decoder, with loudness handling.
 
-    codec = Codec.load("run/")                       # file, checkpoint folder or run folder
-    enc = codec.encode(wav, sample_rate, n_q=6)      # EncodedAudio (codes + header fields)
-    out = codec.decode(enc)                          # (T,) float32 at codec.sample_rate
+codec = Codec.load("run/")                       # file, checkpoint folder or run folder
+enc = codec.encode(wav, sample_rate, n_q=6)      # EncodedAudio (codes + header fields)
+out = codec.decode(enc)                          # (T,) float32 at codec.sample_rate
 """
 
 from __future__ import annotations

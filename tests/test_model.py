@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from telugu_codec.config import load_config
+from telugu_codec.model.codec import Codec, build_codec
+
+from .conftest import TINY_OVERRIDES
+
+
+def tiny(*extra: str) -> Codec:
+    """A tiny codec whose codebooks have been k-means initialised on noise."""
+    codec = build_codec(load_config(None, TINY_OVERRIDES + list(extra)))
+    codec.train()
+    codec(torch.randn(2, 1, 3200) * 0.1)
+    return codec.eval()
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("patch", [1, 2])
+def test_output_length_equals_input_length(causal, patch):
+    codec = tiny(f"model.causal={causal}", f"model.patch_size={patch}").eval()
+    for t in (1, 7, 319, 320, 321, 1000, 3201):
+        with torch.no_grad():
+            out = codec(torch.randn(2, 1, t) * 0.1)
+        assert out.audio.shape == (2, 1, t)
+        assert out.codes.shape[-1] == -(-t // codec.hop_length)
+
+
+def test_causal_model_does_not_look_ahead():
+    codec = tiny("model.causal=true", "model.normalize=false").eval()
+    x = torch.randn(1, 1, 3200) * 0.1
+    y = x.clone()
+    y[..., 2000:] += torch.randn(1, 1, 1200)  # change only the future
+    with torch.no_grad():
+        a, b = codec(x).audio, codec(y).audio
+    # with hop 320, samples before the frame containing 2000 must be identical
+    cut = (2000 // codec.hop_length) * codec.hop_length
+    assert torch.allclose(a[..., :cut], b[..., :cut], atol=1e-6)
+    assert not torch.allclose(a[..., 2000:], b[..., 2000:])
+
+
+def test_non_causal_model_does_look_ahead():
+    codec = tiny("model.normalize=false").eval()
+    x = torch.randn(1, 1, 3200) * 0.1
+    y = x.clone()
+    y[..., 2000:] += torch.randn(1, 1, 1200)
+    with torch.no_grad():
+        a, b = codec(x).audio, codec(y).audio
+    assert not torch.allclose(a[..., 1500:2000], b[..., 1500:2000])
+
+
+def test_features_are_returned_per_stage():
+    codec = tiny()
+    out = codec(torch.randn(1, 1, 640), return_features=True)
+    assert len(out.encoder_features) == len(codec.cfg.strides)
+    assert len(out.decoder_features) == len(codec.cfg.strides)
+    assert out.encoder_features[-1].shape[-1] == 640 // codec.hop_length
+
+
+def test_bitrate_arithmetic():
+    codec = build_codec(load_config("default"))
+    assert codec.frame_rate == 50
+    assert [codec.n_q_for_bitrate(k) for k in (1.5, 3, 6)] == [3, 6, 12]
+    assert codec.bitrate(12) == 6000
+
+
+def test_loudness_is_restored_end_to_end():
+    # with an identity-like path the decoder output is scaled back by the same gain
+    codec = tiny("model.output_gain=0.5")
+    quiet = torch.randn(1, 1, 1600) * 0.01
+    loud = quiet * 10
+    with torch.no_grad():
+        a, b = codec.eval()(quiet).audio, codec(loud).audio
+    # normalisation makes the decoder see the same input, so outputs differ by the gain
+    assert torch.allclose(b, a * 10, rtol=1e-3, atol=1e-6)
+
+
+def test_api_roundtrip_and_inference_mode(tmp_path):
+    codec = tiny()
+    path = codec.save(tmp_path)
+    loaded = Codec.load(tmp_path)
+    assert loaded.model_hash == codec.model_hash
+    wav = torch.randn(2, 2000).numpy() * 0.1  # stereo, 2000 samples at 8 kHz
+    with torch.inference_mode():
+        enc = loaded.encode(wav, 8000, n_q=2)
+        out = loaded.decode(enc)
+    assert enc.codes.shape == (2, -(-4000 // 320))
+    assert out.shape == (4000,)
+    assert torch.isfinite(out).all()
+    assert path.name == "codec.safetensors"
+
+
+def test_remove_weight_norm_keeps_outputs():
+    codec = tiny().eval()
+    x = torch.randn(1, 1, 960) * 0.1
+    with torch.no_grad():
+        a = codec(x).audio
+        h = codec.model_hash
+        codec.remove_weight_norm()
+        b = codec(x).audio
+    assert torch.allclose(a, b, atol=1e-5)
+    assert codec.model_hash == h
+
+
+def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
+    from telugu_codec.checkpoint import load_tensors, save_tensors
+    from telugu_codec.errors import CheckpointError
+
+    path = tiny().save(tmp_path)
+    tensors, meta = load_tensors(path)
+    tensors.pop(next(iter(tensors)))
+    save_tensors(path, tensors, meta)
+    with pytest.raises(CheckpointError, match="does not match"):
+        Codec.load(path)
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError):
+        Codec.load(tmp_path / "junk.safetensors")
+    with pytest.raises(CheckpointError, match="not found"):
+        Codec.load(tmp_path / "missing")
