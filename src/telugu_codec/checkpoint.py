@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from .errors import CheckpointError
 
 CODEC_FILE = "codec.safetensors"
+_EMPTY = "__empty__"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -46,6 +47,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Atomically write a safetensors file (tensors made contiguous, CPU, unshared)."""
     clean = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    if not clean:  # safetensors cannot read back a file without tensors
+        clean[_EMPTY] = torch.zeros(1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -75,6 +78,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {str(e).splitlines()[0] if str(e) else e}"
         ) from e
+    tensors.pop(_EMPTY, None)
     return tensors, metadata
 
 

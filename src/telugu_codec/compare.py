@@ -1,0 +1,246 @@
+"""`telugu-codec compare`: the recipe study.
+
+Trains several recipes (presets) from the same initialisation, on the same data, for the same
+wall-clock budget, at one model size (the `--size` preset's model and batch), and writes one
+table and one plot of amplitude ratio, SNR, SI-SDR, mel distance and PESQ against training
+step, so the recipes' health and learning speed can be compared side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cli import command
+from .config import Config, load_config, to_dict
+from .errors import CodecError
+
+CURVES = (
+    ("val/amplitude_ratio", "amplitude ratio (out RMS / in RMS)"),
+    ("val/snr", "SNR (dB)"),
+    ("val/sisdr", "SI-SDR (dB)"),
+    ("val/mel_distance", "mel distance (lower is better)"),
+    ("val/pesq", "PESQ-WB (MOS-LQO)"),
+)
+
+
+@dataclass
+class RecipeResult:
+    preset: str
+    run_dir: Path
+    steps: int
+    minutes: float
+    reason: str
+    final: dict
+    curve: list[dict] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+
+def study_config(preset: str, size: str, overrides: list[str]) -> Config:
+    """`preset`'s recipe (losses, discriminators, optimiser) on `size`'s model and batch.
+
+    Only the recipe differs between presets: model architecture (hence the initial weights,
+    seeded identically), data crops and batch come from `size`. A preset's `tanh_output`
+    (a parameter-free switch) is kept because it is part of the recipe our user ran.
+    """
+    recipe = load_config(preset)
+    base = load_config(size)
+    data = dict(to_dict(recipe))
+    model = to_dict(base.model)
+    model["tanh_output"] = recipe.model.tanh_output
+    data["model"] = model
+    data["data"] = to_dict(base.data)
+    d = data["discriminator"]
+    for kind in ("msd", "mpd", "stftd", "mrd"):  # discriminator widths of the size preset
+        d[kind] = to_dict(getattr(base.discriminator, kind))
+    data["train"]["val_pesq"] = True
+    data["train"]["guard"]["action"] = "warn"  # observe the failure, do not repair it
+    data["name"] = preset
+    from .config import _merge, from_dict, parse_override
+
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    return from_dict(data)
+
+
+def run_study(
+    presets: list[str],
+    data: str | Path,
+    out: str | Path,
+    minutes: float,
+    size: str = "tiny",
+    val_data: str | Path | None = None,
+    val_every: int | None = None,
+    max_steps: int | None = None,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+    log=print,
+) -> list[RecipeResult]:
+    """Train each preset for `minutes` and write compare.md / compare.json / compare.png."""
+    from .train.logging import read_metrics
+    from .train.trainer import Trainer
+
+    out = Path(out)
+    if (out / "compare.json").exists():
+        raise CodecError(f"{out} already holds a comparison; choose another --out")
+    results = []
+    for preset in presets:
+        cfg = study_config(preset, size, list(overrides or []))
+        if val_every is not None:
+            cfg.train.val_every = val_every
+        log(f"== {preset}: training for {minutes:g} min")
+        run_dir = out / preset
+        trainer = Trainer(
+            cfg,
+            run_dir,
+            data,
+            val_data=val_data,
+            time_budget_s=minutes * 60,
+            progress=progress,
+            log=log,
+        )
+        res = trainer.train(max_steps if max_steps is not None else 10**9)
+        records = read_metrics(run_dir)
+        curve = [r for r in records if r.get("kind") == "val"]
+        events = [
+            f"step {r['step']}: {r.get('message', '')}" for r in records if r.get("kind") == "event"
+        ]
+        results.append(
+            RecipeResult(
+                preset,
+                run_dir,
+                res.step,
+                res.wall_seconds / 60,
+                res.reason,
+                res.last_validation,
+                curve,
+                events,
+            )
+        )
+    write_study(results, out, minutes, size, presets)
+    return results
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, str):
+        return v
+    return f"{v:.2f}"
+
+
+def write_study(
+    results: list[RecipeResult], out: Path, minutes: float, size: str, presets: list[str]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    header = (
+        "| recipe | steps | amplitude ratio | SNR dB | SI-SDR dB | mel distance | PESQ-WB | "
+        "codebook-1 usage | first amplitude < 0.5 (step) | health at end |"
+    )
+    rows.append(header)
+    rows.append("|" + "---|" * 10)
+    for r in results:
+        f = r.final
+        low = next((c["step"] for c in r.curve if c.get("val/amplitude_ratio", 1) < 0.5), None)
+        rows.append(
+            f"| {r.preset} | {r.steps} | {_fmt(f.get('val/amplitude_ratio'))} | "
+            f"{_fmt(f.get('val/snr'))} | {_fmt(f.get('val/sisdr'))} | "
+            f"{_fmt(f.get('val/mel_distance'))} | {_fmt(f.get('val/pesq'))} | "
+            f"{_fmt(f.get('val/usage/q0'))} | {low if low is not None else 'never'} | "
+            f"{f.get('health', 'n/a')} |"
+        )
+    md = [
+        f"# Recipe study ({size} model size, {minutes:g} min per recipe)",
+        "",
+        "Final validation of each recipe (same initialisation, data and time budget):",
+        "",
+        *rows,
+        "",
+        "![curves](compare.png)",
+        "",
+    ]
+    for r in results:
+        if r.events:
+            md.append(f"Events of `{r.preset}`: " + "; ".join(r.events[:10]))
+            md.append("")
+    (out / "compare.md").write_text("\n".join(md))
+    (out / "compare.json").write_text(
+        json.dumps(
+            [
+                {
+                    "preset": r.preset,
+                    "steps": r.steps,
+                    "minutes": r.minutes,
+                    "reason": r.reason,
+                    "final": r.final,
+                    "curve": r.curve,
+                    "events": r.events,
+                }
+                for r in results
+            ],
+            indent=1,
+            default=str,
+        )
+    )
+    fig, axes = plt.subplots(len(CURVES), 1, figsize=(9, 3.0 * len(CURVES)), sharex=True)
+    for ax, (key, label) in zip(axes, CURVES):
+        for r in results:
+            pts = [(c["step"], c[key]) for c in r.curve if isinstance(c.get(key), (int, float))]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o", markersize=3, label=r.preset)
+        if key == "val/amplitude_ratio":
+            ax.axhspan(0.9, 1.1, color="green", alpha=0.1, label="target 0.9-1.1")
+            ax.axhline(0.5, color="red", linestyle="--", linewidth=1, label="guard 0.5")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel("training step")
+    axes[0].set_title(f"Recipe study: validation metrics vs step ({minutes:g} min each, CPU)")
+    fig.tight_layout()
+    fig.savefig(out / "compare.png", dpi=100)
+    plt.close(fig)
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--presets", required=True, help="comma-separated presets, e.g. l1-vq,seed,dac")
+    p.add_argument("--data", required=True, help="training audio")
+    p.add_argument("--val-data", help="validation audio (default: held-out split of --data)")
+    p.add_argument("--out", required=True, help="folder for the runs, table and plot")
+    p.add_argument("--minutes", type=float, required=True, help="training budget per recipe")
+    p.add_argument("--size", default="tiny", help="preset whose model size and batch all use")
+    p.add_argument("--val-every", type=int, help="validation interval in steps")
+    p.add_argument("--max-steps", type=int, help="also stop each recipe after this many steps")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", help="dotted overrides applied to every recipe")
+
+
+@command(
+    "compare", "train several recipes on the same budget and compare their health", _compare_args
+)
+def cmd_compare(args: argparse.Namespace) -> int:
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    if not presets:
+        raise CodecError("--presets needs at least one preset name")
+    run_study(
+        presets,
+        args.data,
+        args.out,
+        args.minutes,
+        size=args.size,
+        val_data=args.val_data,
+        val_every=args.val_every,
+        max_steps=args.max_steps,
+        overrides=args.overrides,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {Path(args.out) / 'compare.md'} and compare.png")
+    return 0

@@ -1,0 +1,224 @@
+"""`telugu-codec demo`: train, guard and evaluate a Telugu codec end to end on a CPU.
+
+What `make demo` runs. Within a time budget it
+1. trains the `tiny` preset on the bundled corpus (progress bar, validation, health lines,
+   collapse guard on);
+2. evaluates the best checkpoint on the held-out sentences at its bitrates against Opus and
+   Codec2;
+3. encodes and decodes one held-out sentence through a real `.tcc` file and prints its numbers
+   next to Opus;
+4. leaves a run folder with the checkpoint, the reports and the audio, and says where.
+
+A second run finds the first: it resumes an unfinished training run, reuses a finished one, and
+says how to start afresh (`--fresh`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cli import command
+from .errors import CodecError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO_ROOT / "data" / "demo-te"
+TRAIN_SHARE = 0.8  # of --minutes; the rest is evaluation
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    run_dir: Path
+    checkpoint: Path
+    report_dir: Path
+    training_report: Path
+    sample: dict
+
+
+def _split_dirs(data: Path) -> tuple[Path, Path]:
+    train, val = data / "train", data / "val"
+    if not (train.is_dir() and val.is_dir()):
+        raise CodecError(
+            f"{data} must hold train/ and val/ folders (the bundled corpus is data/demo-te; "
+            "regenerate it with scripts/make_demo_corpus.py)"
+        )
+    return train, val
+
+
+def _round_trip(checkpoint: Path, wav_path: Path, out_dir: Path, n_q: int) -> dict:
+    """Encode one file to a real .tcc, decode it, and score it next to Opus 6 kbps."""
+    from . import metrics as M
+    from .audio import load_audio, write_audio
+    from .baselines import opus
+    from .bitstream import read_tcc, write_tcc
+    from .model.codec import Codec
+
+    codec = Codec.load(checkpoint).remove_weight_norm()
+    audio = load_audio(wav_path, codec.sample_rate)
+    enc = codec.encode(audio.wav, audio.sample_rate, n_q=n_q)
+    tcc = out_dir / "sample.tcc"
+    size = write_tcc(tcc, enc)
+    decoded = codec.decode(read_tcc(tcc)).numpy()
+    write_audio(out_dir / "sample_original.wav", audio.wav, codec.sample_rate)
+    write_audio(out_dir / "sample_decoded.wav", decoded, codec.sample_rate)
+    seconds = len(audio.wav) / codec.sample_rate
+    row = {
+        "file": str(wav_path),
+        "seconds": seconds,
+        "tcc_bytes": size,
+        "kbps": size * 8 / seconds / 1000,
+        "nominal_kbps": enc.nominal_bitrate / 1000,
+    }
+    rows = {"telugu-codec": (decoded, row["kbps"])}
+    try:
+        res = opus(audio.wav, codec.sample_rate, 6.0)
+        opus_wav = res.audio
+        rows["opus 6k"] = (opus_wav, res.bitrate_bps / 1000)
+        write_audio(out_dir / "sample_opus6k.wav", opus_wav, codec.sample_rate)
+    except CodecError as e:
+        row["opus_error"] = str(e)
+    table = {}
+    for name, (wav, kbps) in rows.items():
+        table[name] = {
+            "kbps": kbps,
+            "snr": M.snr(wav, audio.wav),
+            "amplitude_ratio": M.amplitude_ratio(wav, audio.wav),
+            "pesq_wb": M.pesq_wb(wav, audio.wav, codec.sample_rate),
+            "stoi": M.stoi(wav, audio.wav, codec.sample_rate),
+        }
+    row["systems"] = table
+    return row
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def run_demo(
+    out: str | Path = "runs/demo",
+    data: str | Path = DEFAULT_DATA,
+    minutes: float = 15.0,
+    config: str = "tiny",
+    max_steps: int | None = None,
+    fresh: bool = False,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+    log=print,
+) -> DemoResult:
+    """The whole demo; see the module docstring. Returns where everything went."""
+    from .config import load_config
+    from .evaluate import evaluate, report_run
+    from .train.checkpoints import latest_checkpoint
+    from .train.trainer import Trainer
+
+    out, data = Path(out), Path(data)
+    train_dir, val_dir = _split_dirs(data)
+    run_dir = out / "train"
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    t0 = time.time()
+    budget_s = minutes * 60 * TRAIN_SHARE
+    status_file = out / "demo.json"
+    finished = status_file.exists() and json.loads(status_file.read_text()).get("trained")
+    if finished:
+        log(
+            f"reusing the finished training run in {run_dir} (pass --fresh to train again "
+            "from scratch)"
+        )
+    else:
+        resume = latest_checkpoint(run_dir) is not None
+        if resume:
+            log(f"resuming the unfinished run in {run_dir} (pass --fresh to start over)")
+        cfg = load_config(config, overrides)
+        trainer = Trainer(
+            cfg,
+            run_dir,
+            train_dir,
+            val_data=val_dir,
+            resume=resume,
+            time_budget_s=budget_s,
+            progress=progress,
+            log=log,
+        )
+        result = trainer.train(max_steps if max_steps is not None else cfg.train.max_steps)
+        log(
+            f"training: {result.reason} at step {result.step} after "
+            f"{result.wall_seconds / 60:.1f} min ({result.audio_hours * 60:.1f} min of audio)"
+        )
+        if result.reason in ("guard", "nonfinite"):
+            log("warning: the collapse guard stopped training; evaluating the last healthy model")
+        out.mkdir(parents=True, exist_ok=True)
+        status_file.write_text(json.dumps({"trained": result.reason != "interrupted"}))
+    checkpoint = run_dir / "checkpoints" / "best"
+    if not checkpoint.exists():
+        checkpoint = latest_checkpoint(run_dir)
+    training_report = report_run(run_dir)
+
+    from .model.codec import Codec
+
+    codec = Codec.load(checkpoint)
+    bitrates = [k for k in (1.5, 3.0, 6.0) if k * 1000 <= codec.bitrate(codec.max_n_q) + 1e-6]
+    report = evaluate(
+        checkpoint,
+        val_dir,
+        out / "report",
+        bitrates=bitrates,
+        baselines=("opus", "codec2"),
+        force=True,
+        progress=progress,
+        notice=lambda m: log(f"note: {m}"),
+    )
+    sample_file = sorted(p for p in val_dir.iterdir() if p.suffix in (".flac", ".wav"))[0]
+    n_q = codec.n_q_for_bitrate(bitrates[len(bitrates) // 2])
+    sample = _round_trip(checkpoint, sample_file, out, n_q)
+    (out / "sample.json").write_text(json.dumps(sample, indent=2, default=str))
+
+    log("")
+    log(
+        f"one held-out sentence ({sample_file.name}, {sample['seconds']:.1f} s) through a real "
+        f".tcc file ({sample['tcc_bytes']} bytes):"
+    )
+    log(f"  {'system':<14} {'kbps':>6} {'SNR dB':>7} {'amp':>5} {'PESQ':>5} {'STOI':>5}")
+    for name, m in sample["systems"].items():
+        log(
+            f"  {name:<14} {m['kbps']:6.2f} {_fmt(m['snr']):>7} {_fmt(m['amplitude_ratio']):>5} "
+            f"{_fmt(m['pesq_wb']):>5} {_fmt(m['stoi']):>5}"
+        )
+    log("")
+    log(f"evaluation table: {report.paths.get('markdown', out / 'report' / 'report.md')}")
+    log(f"training report:  {training_report}")
+    log(f"checkpoint:       {checkpoint}")
+    log(f"audio:            {out}/sample_original.wav, sample_decoded.wav, sample_opus6k.wav")
+    log(f"demo finished in {(time.time() - t0) / 60:.1f} min; everything is in {out}/")
+    return DemoResult(out, run_dir, Path(checkpoint), out / "report", training_report, sample)
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/demo", help="demo folder (default runs/demo)")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="corpus with train/ and val/")
+    p.add_argument("--minutes", type=float, default=15.0, help="total time budget (default 15)")
+    p.add_argument("--config", default="tiny", help="preset to train (default tiny)")
+    p.add_argument("--max-steps", type=int, help="also stop training after this many steps")
+    p.add_argument("--fresh", action="store_true", help="delete a previous demo run first")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", help="dotted config overrides")
+
+
+@command("demo", "train, guard and evaluate a Telugu codec on the bundled corpus", _demo_args)
+def cmd_demo(args: argparse.Namespace) -> int:
+    run_demo(
+        out=args.out,
+        data=args.data,
+        minutes=args.minutes,
+        config=args.config,
+        max_steps=args.max_steps,
+        fresh=args.fresh,
+        overrides=args.overrides,
+        progress=not args.no_progress,
+    )
+    return 0

@@ -1,0 +1,65 @@
+"""`telugu-codec train`: a thin wrapper over `Trainer`."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..cli import command
+from ..errors import TrainingError
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", help="preset (tiny, seed, dac, ...) or YAML; default: default, or the run's"
+    )
+    p.add_argument("--data", required=True, help="training audio: folder, manifest or corpus")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics)")
+    p.add_argument("--val-data", help="validation audio (default: a held-out split of --data)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument("--minutes", type=float, help="stop after this much training time")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--cost-per-hour", type=float, help="machine price per hour, for cost logging")
+    p.add_argument("--currency", default="INR", help="currency label for --cost-per-hour")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.lr=3e-4")
+
+
+@command("train", "train a codec (GAN recipe from the config) with health checks", _train_args)
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..config import load_config
+    from .trainer import Trainer
+
+    run_dir = Path(args.out)
+    if args.resume and args.config is None and (run_dir / "config.yaml").exists():
+        cfg = load_config(run_dir / "config.yaml", args.overrides)  # the run's resolved config
+    else:
+        cfg = load_config(args.config or "default", args.overrides)
+    trainer = Trainer(
+        cfg,
+        run_dir,
+        args.data,
+        val_data=args.val_data,
+        resume=args.resume,
+        device=args.device,
+        cost_per_hour=args.cost_per_hour,
+        currency=args.currency,
+        time_budget_s=None if args.minutes is None else args.minutes * 60,
+        progress=not args.no_progress,
+    )
+    result = trainer.train(args.max_steps)
+    if not trainer.dist.is_main:
+        return 0
+    summary = (
+        f"{result.reason} at step {result.step}: {result.wall_seconds / 60:.1f} min, "
+        f"{result.audio_hours:.3f} h of audio"
+        + (f", cost {result.cost:.2f} {args.currency}" if result.cost is not None else "")
+        + f"; checkpoint {result.last_checkpoint}"
+    )
+    if result.reason in ("guard", "nonfinite"):
+        last = result.events[-2]["message"] if len(result.events) >= 2 else ""
+        raise TrainingError(f"training stopped by the collapse guard ({last}); {summary}")
+    print(summary)
+    return 0

@@ -1,0 +1,148 @@
+"""Collapse guard: watches validation and step statistics and says when training is unhealthy.
+
+Failure modes it detects (each tested by inducing it, see tests/test_guard.py):
+- amplitude collapse or blow-up: validation output RMS / input RMS outside
+  [min_amplitude, max_amplitude] (our user's run fell to 0.07 at epoch 35);
+- quality degrading: validation mel distance rising, or SNR falling, for `patience`
+  validations in a row;
+- non-finite losses or gradients (counted by the trainer, reported here);
+- the discriminator overpowering the generator: D loss below `min_d_loss` for
+  `d_loss_patience` steps in a row;
+- codebook collapse: the first codebook using less than `min_codebook_usage` of its codes on
+  the validation set.
+
+The guard only decides; the trainer acts (warn, stop, or roll back to the last healthy
+checkpoint with lower learning rates) according to `GuardConfig.action`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..config import GuardConfig
+from ..errors import ConfigError
+
+ACTIONS = ("warn", "stop", "rollback")
+
+
+@dataclass
+class GuardEvent:
+    """One detected problem."""
+
+    kind: str  # amplitude_low | amplitude_high | degrading | nonfinite | d_overpowering |
+    # codebook_collapse
+    message: str
+    step: int
+
+
+@dataclass
+class GuardState:
+    prev_mel: float | None = None
+    prev_snr: float | None = None
+    mel_rising: int = 0
+    snr_falling: int = 0
+    d_low_steps: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+class CollapseGuard:
+    """Stateful detector; its state goes into checkpoints (plain JSON)."""
+
+    def __init__(self, cfg: GuardConfig):
+        if cfg.action not in ACTIONS:
+            raise ConfigError(f"train.guard.action must be one of {ACTIONS}, got '{cfg.action}'")
+        self.cfg = cfg
+        self.state = GuardState()
+
+    # ------------------------------------------------------------------ per step
+    def observe_step(self, step: int, d_loss: float | None) -> list[GuardEvent]:
+        """Track the discriminator loss; returns an event when D has been near zero too long."""
+        if not self.cfg.enabled or d_loss is None or not math.isfinite(d_loss):
+            return []
+        if d_loss < self.cfg.min_d_loss:
+            self.state.d_low_steps += 1
+        else:
+            self.state.d_low_steps = 0
+        if self.state.d_low_steps == self.cfg.d_loss_patience:
+            return [
+                GuardEvent(
+                    "d_overpowering",
+                    f"discriminator loss below {self.cfg.min_d_loss} for "
+                    f"{self.cfg.d_loss_patience} steps (D overpowers G)",
+                    step,
+                )
+            ]
+        return []
+
+    def nonfinite(self, step: int, count: int) -> GuardEvent:
+        return GuardEvent("nonfinite", f"{count} non-finite steps in a row", step)
+
+    # ------------------------------------------------------------------ per validation
+    def observe_validation(self, step: int, metrics: dict[str, float]) -> list[GuardEvent]:
+        """Check one validation's metrics (keys as logged: val/amplitude_ratio, ...)."""
+        if not self.cfg.enabled:
+            return []
+        events = []
+        cfg, st = self.cfg, self.state
+        amp = metrics.get("val/amplitude_ratio")
+        if amp is not None and not math.isfinite(amp):
+            events.append(GuardEvent("nonfinite", "validation output is not finite", step))
+        elif amp is not None and amp < cfg.min_amplitude:
+            events.append(
+                GuardEvent(
+                    "amplitude_low",
+                    f"amplitude {amp:.2f} (output RMS / input RMS below {cfg.min_amplitude})",
+                    step,
+                )
+            )
+        elif amp is not None and amp > cfg.max_amplitude:
+            events.append(
+                GuardEvent(
+                    "amplitude_high",
+                    f"amplitude {amp:.2f} (output RMS / input RMS above {cfg.max_amplitude})",
+                    step,
+                )
+            )
+        mel, snr = metrics.get("val/mel_distance"), metrics.get("val/snr")
+        if mel is not None and st.prev_mel is not None:
+            st.mel_rising = st.mel_rising + 1 if mel > st.prev_mel * 1.01 else 0
+        if snr is not None and st.prev_snr is not None:
+            st.snr_falling = st.snr_falling + 1 if snr < st.prev_snr - 0.5 else 0
+        st.prev_mel, st.prev_snr = mel, snr
+        if cfg.patience > 0 and (st.mel_rising >= cfg.patience or st.snr_falling >= cfg.patience):
+            what = "mel distance rose" if st.mel_rising >= cfg.patience else "SNR fell"
+            events.append(
+                GuardEvent("degrading", f"{what} at {cfg.patience} validations in a row", step)
+            )
+        usage = metrics.get("val/usage/q0")
+        if usage is not None and usage < cfg.min_codebook_usage:
+            events.append(
+                GuardEvent(
+                    "codebook_collapse",
+                    f"first codebook uses {usage:.1%} of its codes "
+                    f"(below {cfg.min_codebook_usage:.0%})",
+                    step,
+                )
+            )
+        st.history.append({"step": step, "events": [e.kind for e in events]})
+        st.history = st.history[-50:]
+        return events
+
+    def reset_trends(self) -> None:
+        """After a rollback the trend counters start again."""
+        self.state.mel_rising = self.state.snr_falling = self.state.d_low_steps = 0
+        self.state.prev_mel = self.state.prev_snr = None
+
+    @staticmethod
+    def summary(events: list[GuardEvent]) -> str:
+        """One-line health: 'healthy' or 'warning: amplitude 0.41; ...'."""
+        if not events:
+            return "healthy"
+        return "warning: " + "; ".join(e.message for e in events)
+
+    def state_dict(self) -> dict:
+        return asdict(self.state)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = GuardState(**state)

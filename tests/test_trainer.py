@@ -1,0 +1,270 @@
+"""Trainer: exact resume, learning, guard actions, non-finite handling, bad invocations."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from telugu_codec.config import load_config
+from telugu_codec.errors import TrainingError
+from telugu_codec.train.trainer import Trainer
+
+from .conftest import TINY_OVERRIDES, speechlike
+
+TRAIN_OVERRIDES = TINY_OVERRIDES + [
+    "discriminator.kinds=[mpd]",
+    "discriminator.mpd.periods=[2,3]",
+    "discriminator.mpd.channels=4",
+    "discriminator.mpd.max_channels=16",
+    "loss.mel=15",
+    "loss.mel_loss.n_ffts=[64,256]",
+    "loss.mel_loss.n_mels=[16,32]",
+    "data.segment_seconds=0.25",
+    "data.batch_size=2",
+    "data.val_max_files=2",
+    "data.val_max_seconds=0.5",
+    "train.val_every=1000",
+    "train.ckpt_every=1000",
+    "train.log_every=1",
+    "train.g_optim.lr=1e-3",
+    "train.d_optim.lr=1e-3",
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("speech")
+    for i in range(8):
+        sf.write(d / f"utt{i}.wav", speechlike(1.0, seed=i), 16000)
+    return d
+
+
+def make_trainer(run_dir, data_dir, *extra, resume=False, **kw) -> Trainer:
+    cfg = load_config(None, TRAIN_OVERRIDES + list(extra))
+    return Trainer(
+        cfg,
+        run_dir,
+        data_dir,
+        resume=resume,
+        progress=False,
+        tensorboard=False,
+        log=lambda _m: None,
+        **kw,
+    )
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_resume_gives_identical_weights(tmp_path, data_dir):
+    a = make_trainer(tmp_path / "a", data_dir, "train.ckpt_every=2")
+    a.train(4)
+    b = make_trainer(tmp_path / "b", data_dir, "train.ckpt_every=2")
+    b.train(2)
+    del b
+    b = make_trainer(tmp_path / "b", data_dir, "train.ckpt_every=2", resume=True)
+    assert b.state["step"] == 2
+    b.train(4)
+    for name in ("codec.safetensors", "discriminator.safetensors", "optimizers.safetensors"):
+        wa = weights(tmp_path / "a/checkpoints/step_00000004" / name)
+        wb = weights(tmp_path / "b/checkpoints/step_00000004" / name)
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            assert torch.equal(wa[k], wb[k]), f"{name}:{k}"
+    # and the weights really changed during training
+    w0 = weights(tmp_path / "a/checkpoints/step_00000000/codec.safetensors")
+    w4 = weights(tmp_path / "a/checkpoints/step_00000004/codec.safetensors")
+    assert any(not torch.equal(w0[k], w4[k]) for k in w0)
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch(tmp_path, data_dir):
+    t = make_trainer(tmp_path / "r", data_dir, "loss.adv=0", "loss.fm=0")
+    x = next(iter(t._batches()))
+    first = t.train_step([x])["loss/mel"]
+    for _ in range(15):
+        last = t.train_step([x])["loss/mel"]
+    assert last < 0.8 * first
+
+
+def test_amplitude_collapse_is_caught_at_first_validation_and_stops(tmp_path, data_dir):
+    t = make_trainer(
+        tmp_path / "r",
+        data_dir,
+        "model.output_gain=0.1",
+        "train.val_every=2",
+        "train.guard.action=stop",
+    )
+    result = t.train(20)
+    assert result.reason == "guard"
+    assert result.step == 2
+    assert "amplitude" in result.last_validation["health"]
+    assert any(e.get("event") == "stop" for e in result.events)
+
+
+def test_rollback_returns_to_last_healthy_checkpoint_with_lower_lr(tmp_path, data_dir):
+    t = make_trainer(
+        tmp_path / "r",
+        data_dir,
+        "model.output_gain=0.1",
+        "train.val_every=2",
+        "train.guard.action=rollback",
+        "train.guard.max_rollbacks=2",
+    )
+    result = t.train(20)
+    rollbacks = [e for e in result.events if e.get("event") == "rollback"]
+    assert len(rollbacks) == 2
+    assert t.state["lr_scale"] == pytest.approx(0.25)
+    assert result.reason == "guard"  # still collapsed after the allowed rollbacks
+
+
+def test_warn_action_keeps_training(tmp_path, data_dir):
+    t = make_trainer(
+        tmp_path / "r",
+        data_dir,
+        "model.output_gain=0.1",
+        "train.val_every=2",
+        "train.guard.action=warn",
+    )
+    result = t.train(4)
+    assert result.reason == "max_steps" and result.step == 4
+    assert sum(e.get("event") == "warning" for e in result.events) >= 2
+
+
+def test_injected_nan_skips_updates_then_stops(tmp_path, data_dir, monkeypatch):
+    t = make_trainer(tmp_path / "r", data_dir, "train.max_nonfinite=3", "train.guard.action=stop")
+    before = {k: v.clone() for k, v in t.codec.state_dict().items() if "original" in k}
+    real = t.generator_losses
+
+    def poisoned(x, out, adversarial):
+        terms = real(x, out, adversarial)
+        terms["mel"] = terms["mel"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(t, "generator_losses", poisoned)
+    result = t.train(10)
+    assert result.reason == "nonfinite"
+    assert result.step == 0 and t.state["nonfinite_total"] == 3
+    after = t.codec.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_existing_run_dir_needs_resume(tmp_path, data_dir):
+    make_trainer(tmp_path / "r", data_dir).train(1)
+    with pytest.raises(TrainingError, match="--resume"):
+        make_trainer(tmp_path / "r", data_dir)
+
+
+def _cli(*args, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "telugu_codec", *args], capture_output=True, text=True, **kw
+    )
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "existing"])
+def test_bad_invocations_give_one_line_errors(tmp_path, data_dir, case):
+    data = {"missing": tmp_path / "nope", "empty": tmp_path / "empty"}.get(case, data_dir)
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "run"
+    if case == "existing":
+        out.mkdir()
+        (out / "metrics.jsonl").write_text("")
+    proc = _cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--max-steps",
+        "1",
+        "--no-progress",
+        *TRAIN_OVERRIDES,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_sigint_saves_and_sigkill_resumes(tmp_path, data_dir):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--max-steps",
+        "100000",
+        "--no-progress",
+        *TRAIN_OVERRIDES,
+        "train.ckpt_every=3",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telugu_codec", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metrics.exists() and metrics.read_text().count('"train"') >= 4:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    steps = sorted(p.name for p in (out / "checkpoints").glob("step_*"))
+    interrupted_at = int(steps[-1].split("_")[1])
+    assert interrupted_at >= 4  # saved where it stopped, not only at ckpt_every
+
+    # SIGKILL in the middle, then resume from the last complete checkpoint
+    def run_args(max_steps):
+        return [
+            "train",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--max-steps",
+            str(max_steps),
+            "--no-progress",
+            "--resume",
+            *TRAIN_OVERRIDES,
+            "train.ckpt_every=3",
+        ]
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telugu_codec", *run_args(100000)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if any(
+            int(p.name.split("_")[1]) > interrupted_at for p in (out / "checkpoints").glob("step_*")
+        ):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    last = max(
+        int(p.name.split("_")[1])
+        for p in (out / "checkpoints").glob("step_*")
+        if (p / "state.json").exists()
+    )
+    assert last > interrupted_at
+    proc = _cli(*run_args(last + 2))
+    assert proc.returncode == 0, proc.stderr
+    assert f"step {last + 2}" in proc.stdout
+    assert not list((out / "checkpoints").glob(".tmp_*"))
