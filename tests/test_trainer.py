@@ -268,3 +268,44 @@ def test_sigint_saves_and_sigkill_resumes(tmp_path, data_dir):
     assert proc.returncode == 0, proc.stderr
     assert f"step {last + 2}" in proc.stdout
     assert not list((out / "checkpoints").glob(".tmp_*"))
+
+
+@pytest.mark.parametrize("preset", ["seed", "dac", "encodec", "mimi-adv", "l1-vq"])
+def test_every_recipe_takes_finite_steps(tmp_path, data_dir, preset):
+    """Each preset's recipe (losses, discriminators, balancer) runs at a tiny size."""
+    from telugu_codec.compare import study_config
+
+    sizes = [o for o in TRAIN_OVERRIDES if o.startswith(("model.", "data.", "loss.mel_loss"))]
+    cfg = study_config(
+        preset,
+        "default",
+        sizes
+        + [
+            "discriminator.msd.width=0.0625",
+            "discriminator.mpd.channels=4",
+            "discriminator.mpd.max_channels=16",
+            "discriminator.stftd.channels=4",
+            "discriminator.mrd.channels=4",
+            "train.val_every=1000",
+            "train.log_every=1",
+        ],
+    )
+    t = Trainer(
+        cfg, tmp_path / "r", data_dir, progress=False, tensorboard=False, log=lambda _m: None
+    )
+    logs = [t.train_step([x]) for x, _ in zip(t._batches(), range(2))]
+    assert all(log["finite"] == 1.0 for log in logs)
+    expected = {
+        "seed": {"adv", "fm", "l1"},
+        "dac": {"adv", "fm", "mel"},
+        "encodec": {"adv", "fm", "l1", "mel"},
+        "mimi-adv": {"adv", "fm"},
+        "l1-vq": {"l1"},
+    }[preset]
+    assert {k.split("/")[1] for k in logs[-1] if k.startswith("loss/")} - {
+        "g_total",
+        "commit",
+        "d",
+    } == expected
+    if cfg.loss.balancer:
+        assert any(k.startswith("balancer/") for k in logs[-1])

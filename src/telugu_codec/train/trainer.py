@@ -292,13 +292,16 @@ class Trainer:
                     real = d(x)
             if w["adv"] > 0:
                 terms["adv"] = L.generator_adversarial_loss(
-                    [f.logits.float() for f in fake], self.cfg.loss.adversarial
+                    [f.logits.float() for f in fake],
+                    self.cfg.loss.adversarial,
+                    reduction=self.cfg.loss.gan_reduction,
                 )
             if w["fm"] > 0:
                 terms["fm"] = L.feature_matching_loss(
                     [[t.float() for t in r.features] for r in real],
                     [[t.float() for t in f.features] for f in fake],
                     relative=self.cfg.loss.feature_matching == "relative",
+                    reduction=self.cfg.loss.gan_reduction,
                 )
         return terms
 
@@ -328,6 +331,7 @@ class Trainer:
                     [r.logits.float() for r in real],
                     [f.logits.float() for f in fake],
                     lc.adversarial,
+                    reduction=lc.gan_reduction,
                 )
                 (loss_d / n).backward()
                 d_total += float(loss_d.detach()) / n
@@ -363,8 +367,10 @@ class Trainer:
                 (surrogate / n).backward()
                 for k, v in terms.items():
                     totals[f"loss/{k}"] = totals.get(f"loss/{k}", 0.0) + float(v.detach()) / n
-                totals["loss/commit"] = totals.get("loss/commit", 0.0) + float(out.commit_loss.detach()) / n
-                totals["loss/g_total"] = totals.get("loss/g_total", 0.0) + float(total) / n
+                totals["loss/commit"] = (
+                    totals.get("loss/commit", 0.0) + float(out.commit_loss.detach()) / n
+                )
+                totals["loss/g_total"] = totals.get("loss/g_total", 0.0) + float(total.detach()) / n
         finally:
             if self.disc is not None:
                 self.disc.requires_grad_(True)
