@@ -37,6 +37,12 @@ class SEANetConfig:
     last_kernel_size: int = 7  # last conv of the encoder / last conv of the decoder
     residual_kernel_size: int = 7
     dilations: tuple[int, ...] = (1, 3, 9)  # one residual unit per dilation, per stage
+    # per-stage dilations, stage 0 = the highest-rate stage (first in the encoder, last in the
+    # decoder); () = `dilations` at every stage. Fewer units at high rates are much cheaper.
+    stage_dilations: tuple[tuple[int, ...], ...] = ()
+    # residual units at the frame rate at the widest width (end of the encoder, start of the
+    # decoder): parameters that cost little compute there
+    bottleneck_dilations: tuple[int, ...] = ()
     residual_compress: int = 1  # hidden width of a residual unit = channels // compress
     depthwise_residual: bool = False  # depthwise dilated conv in residual units (cheaper)
 
@@ -94,14 +100,19 @@ class MPDConfig:
     periods: tuple[int, ...] = (2, 3, 5, 7, 11)
     channels: int = 32  # first layer width; grows x4 per layer up to max_channels
     max_channels: int = 1024
+    kernel_size: int = 5  # along time, per period column (HiFi-GAN)
+    stride: int = 3  # time stride of the four strided layers (HiFi-GAN)
 
 
 @dataclass
 class STFTDConfig:
     """EnCodec's multi-scale STFT discriminator (complex STFT input)."""
 
-    n_ffts: tuple[int, ...] = (1024, 512, 256)
+    n_ffts: tuple[int, ...] = (1024, 512, 256)  # EnCodec's (2048, 1024, 512) at 24 kHz, scaled
     channels: int = 32
+    hop_factor: float = 0.25  # hop = n_fft * hop_factor
+    kernel_size: tuple[int, int] = (3, 9)  # (time, frequency)
+    dilations: tuple[int, ...] = (1, 2, 4)  # time dilations of the frequency-strided layers
 
 
 @dataclass
@@ -115,8 +126,9 @@ class MRDConfig:
         (0.25, 0.5),
         (0.5, 0.75),
         (0.75, 1.0),
-    )
+    )  # fractions of the Nyquist band, each with its own conv stack
     channels: int = 32
+    hop_factor: float = 0.25  # hop = n_fft * hop_factor
 
 
 @dataclass
@@ -135,6 +147,7 @@ class MelLossConfig:
     floor: float = 1e-5  # log-magnitude floor
     mag_weight: float = 1.0  # |mel_x - mel_y| term
     log_weight: float = 1.0  # |log mel_x - log mel_y| term
+    mse_weight: float = 0.0  # (mel_x - mel_y)^2 term (EnCodec's l_f adds it to the L1 term)
 
 
 @dataclass
@@ -152,6 +165,10 @@ class LossConfig:
     balancer: bool = False  # EnCodec sec. 3.4 gradient balancer over decoder-output losses
     balancer_ema: float = 0.999
     balancer_total_norm: float = 1.0
+    # "mean" averages adversarial / feature-matching terms over sub-discriminators (and layers);
+    # "sum" adds them up as DAC and HiFi-GAN do (their adv/fm weights assume sums)
+    gan_reduction: str = "mean"
+    stft_n_ffts: tuple[int, ...] = (512, 1024, 2048)  # MultiResolutionSTFTLoss, hop n_fft / 4
     mel_loss: MelLossConfig = field(default_factory=MelLossConfig)
 
 
@@ -172,6 +189,9 @@ class DataConfig:
     silence_db: float = -50.0  # reject training crops quieter than this (dBFS RMS)
     max_bad_fraction: float = 0.5  # stop when more than this share of the files is unusable
     normalize_db: float = -16.0  # loudness every crop is brought to before training
+    silence_retries: int = 5  # re-draws of a training crop quieter than silence_db
+    max_clipped_fraction: float = 0.01  # skip files with more full-scale samples than this share
+    min_sample_rate: int = 0  # skip files below this rate (0: keep them, upsampled to the model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +241,7 @@ class TrainConfig:
     keep_last: int = 3
     best_metric: str = "mel_distance"  # lower is better
     audio_samples: int = 2  # validation clips written to TensorBoard
+    val_pesq: bool = False  # also compute PESQ-WB at each validation (slower)
     guard: GuardConfig = field(default_factory=GuardConfig)
 
 
