@@ -302,3 +302,16 @@ def test_balancer_from_config_and_bad_input():
         balancer.backward({"vq": y.sum()}, y)
     with pytest.raises(ConfigError):
         LossBalancer({"a": 0.0})
+
+
+def test_loudness_loss_measures_level_in_nepers():
+    import math
+
+    from telugu_codec.losses import loudness_loss
+
+    x = torch.randn(3, 1, 800)
+    assert float(loudness_loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loudness_loss(0.5 * x, x)) == pytest.approx(math.log(2), rel=1e-4)
+    assert float(loudness_loss(2 * x, x)) == pytest.approx(math.log(2), rel=1e-4)
+    # it ignores the waveform's shape: a time-reversed copy has the same level
+    assert float(loudness_loss(x.flip(-1), x)) == pytest.approx(0.0, abs=1e-5)

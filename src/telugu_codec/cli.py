@@ -176,7 +176,12 @@ def _load_optional_commands() -> None:
     """Sub-commands defined in other modules register themselves on import."""
     import importlib
 
-    for mod in ("telugu_codec.train.commands", "telugu_codec.evaluate", "telugu_codec.demo"):
+    for mod in (
+        "telugu_codec.train.commands",
+        "telugu_codec.evaluate",
+        "telugu_codec.demo",
+        "telugu_codec.compare",
+    ):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,6 @@ class RecipeResult:
     run_dir: Path
     steps: int
     minutes: float
-    reason: str
     final: dict
     curve: list[dict] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
@@ -75,48 +75,94 @@ def run_study(
     val_every: int | None = None,
     max_steps: int | None = None,
     overrides: list[str] | None = None,
-    progress: bool = True,
+    jobs: int = 1,
+    threads: int | None = None,
     log=print,
 ) -> list[RecipeResult]:
-    """Train each preset for `minutes` and write compare.md / compare.json / compare.png."""
+    """Train each preset for `minutes` and write compare.md / compare.json / compare.png.
+
+    Each recipe trains in its own `telugu-codec train` process (log in RUN/train.log), `jobs`
+    at a time, each with `threads` torch threads (default: the cores divided among the jobs),
+    so that every recipe gets the same compute.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from .config import to_yaml
     from .train.logging import read_metrics
-    from .train.trainer import Trainer
 
     out = Path(out)
     if (out / "compare.json").exists():
         raise CodecError(f"{out} already holds a comparison; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+    pending, running, done = list(presets), [], []
+    while pending or running:
+        while pending and len(running) < jobs:
+            preset = pending.pop(0)
+            cfg = study_config(preset, size, list(overrides or []))
+            if val_every is not None:
+                cfg.train.val_every = cfg.train.ckpt_every = val_every
+            cfg_path = out / f"{preset}.yaml"
+            cfg_path.write_text(to_yaml(cfg))
+            cmd = [
+                sys.executable,
+                "-m",
+                "telugu_codec",
+                "train",
+                "--config",
+                str(cfg_path),
+                "--data",
+                str(data),
+                "--out",
+                str(out / preset),
+                "--minutes",
+                str(minutes),
+                "--threads",
+                str(threads),
+                "--no-progress",
+            ]
+            if val_data is not None:
+                cmd += ["--val-data", str(val_data)]
+            if max_steps is not None:
+                cmd += ["--max-steps", str(max_steps)]
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            (out / preset).mkdir(parents=True, exist_ok=True)
+            logf = open(out / preset / "train.log", "w")
+            log(f"== {preset}: training for {minutes:g} min ({threads} thread(s))")
+            running.append((preset, subprocess.Popen(cmd, stdout=logf, stderr=logf, env=env), logf))
+        still = []
+        for preset, proc, logf in running:
+            if proc.poll() is None:
+                still.append((preset, proc, logf))
+                continue
+            logf.close()
+            if proc.returncode not in (0, 2):
+                tail = (out / preset / "train.log").read_text()[-500:]
+                raise CodecError(f"training {preset} failed (exit {proc.returncode}): {tail}")
+            done.append(preset)
+            log(f"== {preset}: finished")
+        running = still
+        if running:
+            time.sleep(1.0)
     results = []
     for preset in presets:
-        cfg = study_config(preset, size, list(overrides or []))
-        if val_every is not None:
-            cfg.train.val_every = val_every
-        log(f"== {preset}: training for {minutes:g} min")
-        run_dir = out / preset
-        trainer = Trainer(
-            cfg,
-            run_dir,
-            data,
-            val_data=val_data,
-            time_budget_s=minutes * 60,
-            progress=progress,
-            log=log,
-        )
-        res = trainer.train(max_steps if max_steps is not None else 10**9)
-        records = read_metrics(run_dir)
+        records = read_metrics(out / preset)
         curve = [r for r in records if r.get("kind") == "val"]
+        train = [r for r in records if r.get("kind") == "train"]
         events = [
             f"step {r['step']}: {r.get('message', '')}" for r in records if r.get("kind") == "event"
         ]
         results.append(
             RecipeResult(
                 preset,
-                run_dir,
-                res.step,
-                res.wall_seconds / 60,
-                res.reason,
-                res.last_validation,
-                curve,
-                events,
+                out / preset,
+                steps=train[-1]["step"] if train else 0,
+                minutes=(train[-1].get("wall_seconds", 0.0) / 60) if train else 0.0,
+                final=curve[-1] if curve else {},
+                curve=curve,
+                events=events,
             )
         )
     write_study(results, out, minutes, size, presets)
@@ -179,7 +225,6 @@ def write_study(
                     "preset": r.preset,
                     "steps": r.steps,
                     "minutes": r.minutes,
-                    "reason": r.reason,
                     "final": r.final,
                     "curve": r.curve,
                     "events": r.events,
@@ -219,7 +264,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default="tiny", help="preset whose model size and batch all use")
     p.add_argument("--val-every", type=int, help="validation interval in steps")
     p.add_argument("--max-steps", type=int, help="also stop each recipe after this many steps")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--jobs", type=int, default=1, help="recipes trained at the same time")
+    p.add_argument("--threads", type=int, help="torch threads per recipe (default cores/jobs)")
     p.add_argument("overrides", nargs="*", help="dotted overrides applied to every recipe")
 
 
@@ -240,7 +286,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         val_every=args.val_every,
         max_steps=args.max_steps,
         overrides=args.overrides,
-        progress=not args.no_progress,
+        jobs=args.jobs,
+        threads=args.threads,
     )
     print(f"wrote {Path(args.out) / 'compare.md'} and compare.png")
     return 0

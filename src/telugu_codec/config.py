@@ -29,22 +29,33 @@ PRESET_DIR = Path(__file__).parent / "configs"
 
 @dataclass
 class SEANetConfig:
-    """One side (encoder or decoder) of the SEANet convolutional stack."""
+    """One side (encoder or decoder) of the SEANet convolutional stack.
+
+    Defaults are chosen for one-thread CPU speed at 16 kHz (benchmarks/results_codec_speed.md):
+    full residual stacks where the frame rate is low and parameters are cheap, one unit per
+    stage where it is high and every activation costs a `sin` per sample.
+    """
 
     channels: int = 32  # width of the first (encoder) / last (decoder) stage; doubles per stage
     max_channels: int = 1024  # cap on the per-stage width
     kernel_size: int = 7  # first conv of the encoder / first conv of the decoder
     last_kernel_size: int = 7  # last conv of the encoder / last conv of the decoder
     residual_kernel_size: int = 7
-    dilations: tuple[int, ...] = (1, 3, 9)  # one residual unit per dilation, per stage
+    dilations: tuple[int, ...] = (1, 3, 9)  # one residual unit per dilation (all stages)
     # per-stage dilations, stage 0 = the highest-rate stage (first in the encoder, last in the
     # decoder); () = `dilations` at every stage. Fewer units at high rates are much cheaper.
-    stage_dilations: tuple[tuple[int, ...], ...] = ()
+    stage_dilations: tuple[tuple[int, ...], ...] = ((1,), (1,), (1, 3), (1, 3, 9))
+    # per-stage kernel of the residual units (same order); () = residual_kernel_size everywhere.
+    # Short kernels where the rate is high (as EnCodec's 3), the full 7 where context is cheap.
+    stage_kernel_sizes: tuple[int, ...] = (3, 3, 3, 7)
     # residual units at the frame rate at the widest width (end of the encoder, start of the
     # decoder): parameters that cost little compute there
-    bottleneck_dilations: tuple[int, ...] = ()
-    residual_compress: int = 1  # hidden width of a residual unit = channels // compress
-    depthwise_residual: bool = False  # depthwise dilated conv in residual units (cheaper)
+    bottleneck_dilations: tuple[int, ...] = (1, 3)
+    residual_compress: int = 2  # hidden width of a residual unit = channels // compress
+    # depthwise dilated conv in residual units: 1/C of the MACs but PyTorch's CPU depthwise
+    # kernels run far below peak; on the default model 15% faster with 5.4 M instead of 9.8 M
+    # parameters, so off
+    depthwise_residual: bool = False
 
 
 @dataclass
@@ -65,8 +76,10 @@ class QuantizerConfig:
 @dataclass
 class ModelConfig:
     sample_rate: int = 16000
-    strides: tuple[int, ...] = (2, 4, 5, 8)  # encoder downsampling; decoder uses the reverse
-    patch_size: int = 1  # fold this many samples into channels before the first conv
+    strides: tuple[int, ...] = (2, 4, 5, 4)  # encoder downsampling; decoder uses the reverse
+    # fold this many samples into channels before the first conv (hop = patch * prod(strides);
+    # 2 halves the cost of the highest-rate stage)
+    patch_size: int = 2
     latent_dim: int = 128
     causal: bool = False  # causal padding everywhere (streaming-capable)
     weight_norm: bool = True
@@ -161,6 +174,7 @@ class LossConfig:
     stft: float = 0.0
     l1: float = 0.0
     sisdr: float = 0.0
+    loudness: float = 0.0  # |ln RMS(out) - ln RMS(in)|: holds the output level
     vq: float = 0.25  # multiplies the quantizer's commitment loss
     balancer: bool = False  # EnCodec sec. 3.4 gradient balancer over decoder-output losses
     balancer_ema: float = 0.999

@@ -106,6 +106,7 @@ def run_demo(
     config: str = "tiny",
     max_steps: int | None = None,
     fresh: bool = False,
+    max_eval_files: int | None = None,
     overrides: list[str] | None = None,
     progress: bool = True,
     log=print,
@@ -169,6 +170,7 @@ def run_demo(
         out / "report",
         bitrates=bitrates,
         baselines=("opus", "codec2"),
+        max_files=max_eval_files,
         force=True,
         progress=progress,
         notice=lambda m: log(f"note: {m}"),
@@ -205,6 +207,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="tiny", help="preset to train (default tiny)")
     p.add_argument("--max-steps", type=int, help="also stop training after this many steps")
     p.add_argument("--fresh", action="store_true", help="delete a previous demo run first")
+    p.add_argument("--max-eval-files", type=int, help="evaluate on at most this many files")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", help="dotted config overrides")
 
@@ -218,6 +221,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         config=args.config,
         max_steps=args.max_steps,
         fresh=args.fresh,
+        max_eval_files=args.max_eval_files,
         overrides=args.overrides,
         progress=not args.no_progress,
     )

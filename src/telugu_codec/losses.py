@@ -217,6 +217,21 @@ def sisdr_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -sisdr(pred, target).mean()
 
 
+def loudness_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Mean over items of |ln RMS(pred) - ln RMS(target)|: the output level in nepers.
+
+    The quantity our user's L1 + VQ run lost (output at 7-28 % of the input's RMS). Mel and
+    waveform losses only reach it indirectly; this term holds the level from the first steps.
+
+    Args:
+        pred, target: (B, 1, T) or (B, T).
+    """
+    b = pred.shape[0]
+    p = pred.reshape(b, -1).pow(2).mean(dim=1).add(eps * eps).sqrt()
+    t = target.reshape(b, -1).pow(2).mean(dim=1).add(eps * eps).sqrt()
+    return (p.log() - t.log()).abs().mean()
+
+
 class MultiScaleMelLoss(nn.Module):
     """DAC multi-scale mel loss (DAC sec. 3.4; `MelSpectrogramLoss` in dac/nn/loss.py).
 
@@ -303,14 +318,15 @@ class ReconstructionLosses(nn.Module):
         sample_rate: audio rate in Hz.
 
     Attributes:
-        weights: name -> weight for the active terms ("l1", "mel", "stft", "sisdr").
+        weights: name -> weight for the active terms ("l1", "mel", "stft", "sisdr",
+            "loudness").
     """
 
     def __init__(self, cfg: LossConfig, sample_rate: int):
         super().__init__()
         self.weights = {
             name: float(getattr(cfg, name))
-            for name in ("l1", "mel", "stft", "sisdr")
+            for name in ("l1", "mel", "stft", "sisdr", "loudness")
             if getattr(cfg, name) != 0
         }
         self.mel = MultiScaleMelLoss(cfg.mel_loss, sample_rate) if "mel" in self.weights else None
@@ -335,6 +351,8 @@ class ReconstructionLosses(nn.Module):
             out["stft"] = self.stft(pred, target)
         if "sisdr" in self.weights:
             out["sisdr"] = sisdr_loss(pred, target)
+        if "loudness" in self.weights:
+            out["loudness"] = loudness_loss(pred, target)
         return out
 
 
@@ -410,7 +428,7 @@ class LossBalancer:
     @classmethod
     def from_config(cls, cfg: LossConfig) -> LossBalancer:
         """Balance every decoder-output term of `cfg` with a non-zero weight."""
-        names = ("l1", "mel", "stft", "sisdr", "adv", "fm")
+        names = ("l1", "mel", "stft", "sisdr", "loudness", "adv", "fm")
         weights = {n: float(getattr(cfg, n)) for n in names if getattr(cfg, n) > 0}
         return cls(weights, cfg.balancer_ema, cfg.balancer_total_norm)
 

@@ -8,13 +8,21 @@ from torch import nn
 from ..config import ModelConfig
 from ..nn.activations import Snake1d
 from ..nn.conv import Conv1d, ConvTranspose1d
-from .blocks import residual_stack, stage_channels
+from .blocks import residual_stack, stage_channels, stage_dilations, stage_kernel_sizes
 
 
 class DecoderBlock(nn.Module):
     """Snake + transposed conv `c_in -> c_out` (T -> T * stride), then residual units."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, cfg: ModelConfig):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        dilations: tuple[int, ...],
+        kernel_size: int,
+        cfg: ModelConfig,
+    ):
         super().__init__()
         d = cfg.decoder
         self.block = nn.Sequential(
@@ -24,8 +32,8 @@ class DecoderBlock(nn.Module):
             ),
             *residual_stack(
                 c_out,
-                d.dilations,
-                d.residual_kernel_size,
+                dilations,
+                kernel_size,
                 d.residual_compress,
                 d.depthwise_residual,
                 cfg.causal,
@@ -47,8 +55,22 @@ class Decoder(nn.Module):
         self.conv_in = Conv1d(
             cfg.latent_dim, widths[0], d.kernel_size, causal=cfg.causal, weight_norm=cfg.weight_norm
         )
+        self.bottleneck = nn.Sequential(
+            *residual_stack(
+                widths[0],
+                d.bottleneck_dilations,
+                d.residual_kernel_size,
+                d.residual_compress,
+                d.depthwise_residual,
+                cfg.causal,
+                cfg.weight_norm,
+            )
+        )
+        dilations = stage_dilations(d, len(strides))[::-1]  # lowest rate first
+        kernels = stage_kernel_sizes(d, len(strides))[::-1]
         self.blocks = nn.ModuleList(
-            DecoderBlock(widths[i], widths[i + 1], s, cfg) for i, s in enumerate(strides)
+            DecoderBlock(widths[i], widths[i + 1], s, dilations[i], kernels[i], cfg)
+            for i, s in enumerate(strides)
         )
         self.act_out = Snake1d(widths[-1])
         self.conv_out = Conv1d(
@@ -71,7 +93,7 @@ class Decoder(nn.Module):
         Returns:
             waveform (B, 1, F * hop) [, features].
         """
-        h = self.conv_in(z)
+        h = self.bottleneck(self.conv_in(z))
         features = []
         for block in self.blocks:
             h = block(h)

@@ -8,20 +8,28 @@ from torch import nn
 from ..config import ModelConfig
 from ..nn.activations import Snake1d
 from ..nn.conv import Conv1d
-from .blocks import residual_stack, stage_channels
+from .blocks import residual_stack, stage_channels, stage_dilations, stage_kernel_sizes
 
 
 class EncoderBlock(nn.Module):
     """Residual units at width `c_in`, then Snake + strided conv to `c_out` (T -> T / stride)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, cfg: ModelConfig):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        dilations: tuple[int, ...],
+        kernel_size: int,
+        cfg: ModelConfig,
+    ):
         super().__init__()
         e = cfg.encoder
         self.block = nn.Sequential(
             *residual_stack(
                 c_in,
-                e.dilations,
-                e.residual_kernel_size,
+                dilations,
+                kernel_size,
                 e.residual_compress,
                 e.depthwise_residual,
                 cfg.causal,
@@ -49,8 +57,22 @@ class Encoder(nn.Module):
         self.conv_in = Conv1d(
             cfg.patch_size, widths[0], e.kernel_size, causal=cfg.causal, weight_norm=cfg.weight_norm
         )
+        dilations = stage_dilations(e, len(cfg.strides))
+        kernels = stage_kernel_sizes(e, len(cfg.strides))
         self.blocks = nn.ModuleList(
-            EncoderBlock(widths[i], widths[i + 1], s, cfg) for i, s in enumerate(cfg.strides)
+            EncoderBlock(widths[i], widths[i + 1], s, dilations[i], kernels[i], cfg)
+            for i, s in enumerate(cfg.strides)
+        )
+        self.bottleneck = nn.Sequential(
+            *residual_stack(
+                widths[-1],
+                e.bottleneck_dilations,
+                e.residual_kernel_size,
+                e.residual_compress,
+                e.depthwise_residual,
+                cfg.causal,
+                cfg.weight_norm,
+            )
         )
         self.act_out = Snake1d(widths[-1])
         self.conv_out = Conv1d(
@@ -79,5 +101,5 @@ class Encoder(nn.Module):
         for block in self.blocks:
             h = block(h)
             features.append(h)
-        z = self.conv_out(self.act_out(h))
+        z = self.conv_out(self.act_out(self.bottleneck(h)))
         return (z, features) if return_features else z

@@ -84,7 +84,9 @@ class EMACodebook(nn.Module):
         self.cfg = cfg
         k = cfg.codebook_size
         self.register_buffer("inited", torch.tensor(not cfg.kmeans_init))
-        self.register_buffer("embed", torch.randn(k, dim) * (0.0 if cfg.kmeans_init else 1.0))
+        # random until k-means replaces it on the first training batch (an untrained checkpoint
+        # still gives distinct codes at every bitrate)
+        self.register_buffer("embed", torch.randn(k, dim))
         self.register_buffer("cluster_size", torch.ones(k))
         self.register_buffer("embed_avg", self.embed.clone())
 
@@ -92,7 +94,8 @@ class EMACodebook(nn.Module):
         """Nearest codeword for each row of x (N, D) -> (N,) int64."""
         # ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2; the first term does not change the argmin
         embed = self.embed.to(x.dtype)
-        dist_ = embed.pow(2).sum(1)[None, :] - 2 * x @ embed.t()
+        # one fused GEMM: ||e||^2 - 2 x.e (same values as the two-step form, no extra pass)
+        dist_ = torch.addmm(embed.pow(2).sum(1)[None, :], x, embed.t(), alpha=-2)
         return dist_.argmin(dim=1)
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cost-per-hour", type=float, help="machine price per hour, for cost logging")
     p.add_argument("--currency", default="INR", help="currency label for --cost-per-hour")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.lr=3e-4")
 
@@ -32,6 +33,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..config import load_config
     from .trainer import Trainer
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     run_dir = Path(args.out)
     if args.resume and args.config is None and (run_dir / "config.yaml").exists():
         cfg = load_config(run_dir / "config.yaml", args.overrides)  # the run's resolved config

@@ -1,0 +1,102 @@
+"""The main job end to end (`demo`) and the recipe study (`compare`), at tiny budgets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile as sf
+
+from telugu_codec.compare import run_study
+from telugu_codec.demo import DEFAULT_DATA, run_demo
+
+from .conftest import speechlike
+
+FAST = [
+    "data.val_max_files=2",
+    "data.val_max_seconds=1.0",
+    "train.val_every=2",
+    "train.ckpt_every=2",
+    "train.log_every=1",
+]
+
+
+@pytest.mark.slow
+def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
+    messages = []
+    out = tmp_path / "demo"
+    res = run_demo(
+        out=out,
+        data=DEFAULT_DATA,
+        minutes=0.2,
+        max_steps=3,
+        max_eval_files=2,
+        overrides=FAST,
+        progress=False,
+        log=messages.append,
+    )
+    assert (res.checkpoint / "codec.safetensors").exists()
+    report = res.report_dir
+    for name in ("report.md", "report.json", "per_file.csv", "curves.png", "spectrograms.png"):
+        assert (report / name).exists(), name
+    table = (report / "report.md").read_text()
+    assert "opus" in table.lower() and "codec2" in table.lower()
+    assert res.training_report.exists()
+    assert list(res.training_report.parent.glob("*.png"))
+    for name in ("sample.tcc", "sample_original.wav", "sample_decoded.wav", "sample.json"):
+        assert (out / name).exists(), name
+    sample = json.loads((out / "sample.json").read_text())
+    original, _ = sf.read(out / "sample_original.wav")
+    decoded, _ = sf.read(out / "sample_decoded.wav")
+    assert len(original) == len(decoded)
+    assert sample["tcc_bytes"] == (out / "sample.tcc").stat().st_size
+    text = "\n".join(messages)
+    assert "PESQ" in text and str(out) in text
+
+    # a second run finds the first instead of retraining from scratch
+    again = []
+    run_demo(
+        out=out,
+        data=DEFAULT_DATA,
+        minutes=0.2,
+        max_steps=3,
+        max_eval_files=2,
+        overrides=FAST,
+        progress=False,
+        log=again.append,
+    )
+    assert any("reusing" in m and "--fresh" in m for m in again)
+
+
+@pytest.mark.slow
+def test_compare_two_recipes_writes_table_and_plot(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        sf.write(data / f"u{i}.wav", speechlike(1.0, seed=i), 16000)
+    out = tmp_path / "study"
+    results = run_study(
+        ["l1-vq", "dac"],
+        data,
+        out,
+        minutes=1.0,
+        size="tiny",
+        val_every=2,
+        max_steps=4,
+        overrides=FAST[:2] + ["data.batch_size=2", "data.segment_seconds=0.25"],
+        log=lambda _m: None,
+    )
+    assert [r.preset for r in results] == ["l1-vq", "dac"]
+    md = (out / "compare.md").read_text()
+    assert "| l1-vq |" in md and "| dac |" in md
+    assert (out / "compare.png").stat().st_size > 10_000
+    for r in results:
+        assert r.steps == 4
+        assert len(r.curve) >= 2 and "val/amplitude_ratio" in r.curve[-1]
+        assert "val/pesq" in r.curve[-1]
+    # same initialisation: both runs start from identical codec weights
+    from safetensors.torch import load_file
+
+    a = load_file(str(out / "l1-vq/checkpoints/step_00000000/codec.safetensors"))
+    b = load_file(str(out / "dac/checkpoints/step_00000000/codec.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)
