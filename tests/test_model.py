@@ -119,3 +119,15 @@ def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
         Codec.load(tmp_path / "junk.safetensors")
     with pytest.raises(CheckpointError, match="not found"):
         Codec.load(tmp_path / "missing")
+
+
+def test_inference_fast_path_matches_training_path():
+    codec = tiny().eval()
+    x = torch.randn(1, 1, 4000) * 0.1
+    with torch.no_grad():
+        ref = codec(x).audio
+    codec.remove_weight_norm()
+    with torch.inference_mode():
+        codes, gain = codec.encode_codes(x)
+        fast = codec.decode_codes(codes, x.shape[-1], gain)
+    assert torch.allclose(fast, ref, atol=1e-5)

@@ -158,7 +158,7 @@ def run_study(
             RecipeResult(
                 preset,
                 out / preset,
-                steps=train[-1]["step"] if train else 0,
+                steps=max((r["step"] for r in train + curve), default=0),
                 minutes=(train[-1].get("wall_seconds", 0.0) / 60) if train else 0.0,
                 final=curve[-1] if curve else {},
                 curve=curve,
