@@ -82,6 +82,18 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, metadata
 
 
+def load_state_strict(module: torch.nn.Module, tensors: dict, source: Path | str) -> None:
+    """`module.load_state_dict(tensors, strict=True)`, with a one-line CheckpointError."""
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:2]
+        raise CheckpointError(
+            f"{source} does not match the model its config describes: "
+            f"{first[0] if first else str(e)[:200]}"
+        ) from e
+
+
 def state_hash(state: dict[str, torch.Tensor]) -> str:
     """Stable short hash of a state dict (names, dtypes, shapes and bytes)."""
     h = hashlib.sha256()

@@ -20,7 +20,14 @@ from torch import nn
 from .. import __version__
 from ..audio import denormalize, normalize, resample, to_mono
 from ..bitstream import EncodedAudio, bits_per_code
-from ..checkpoint import CODEC_FILE, find_codec_file, load_tensors, save_tensors, state_hash
+from ..checkpoint import (
+    CODEC_FILE,
+    find_codec_file,
+    load_state_strict,
+    load_tensors,
+    save_tensors,
+    state_hash,
+)
 from ..config import Config, ModelConfig, from_dict, to_yaml
 from ..errors import CheckpointError, CodecError
 from .decoder import Decoder
@@ -281,14 +288,7 @@ class Codec(nn.Module):
         except CodecError as e:
             raise CheckpointError(f"{file}: its config does not fit this version: {e}") from e
         codec = cls(config.model, config)
-        try:
-            codec.load_state_dict(tensors, strict=True)
-        except RuntimeError as e:
-            first = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:2]
-            raise CheckpointError(
-                f"{file} does not match the model its config describes: "
-                f"{first[0] if first else str(e)[:200]}"
-            ) from e
+        load_state_strict(codec, tensors, file)
         meta = json.loads(metadata.get("meta", "{}"))
         codec._hash = meta.get("model_hash") or state_hash(codec.state_dict())
         return codec.to(device).eval()

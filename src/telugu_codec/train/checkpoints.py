@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CODEC_FILE, atomic_write_text, load_tensors, save_tensors
+from ..checkpoint import (
+    CODEC_FILE,
+    atomic_write_text,
+    load_state_strict,
+    load_tensors,
+    save_tensors,
+)
 from ..errors import CheckpointError
 
 STATE_FILE = "state.json"
@@ -181,12 +187,12 @@ def load_checkpoint(
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"cannot read {path / STATE_FILE}: {e}") from e
     tensors, _ = load_tensors(path / CODEC_FILE)
-    _load_module(codec, tensors, path / CODEC_FILE)
+    load_state_strict(codec, tensors, path / CODEC_FILE)
     if discriminator is not None:
         d_path = path / "discriminator.safetensors"
         if not d_path.exists():
             raise CheckpointError(f"{path} has no discriminator weights")
-        _load_module(discriminator, load_tensors(d_path)[0], d_path)
+        load_state_strict(discriminator, load_tensors(d_path)[0], d_path)
     opt_tensors, _ = load_tensors(path / "optimizers.safetensors")
     for name, opt in optimizers.items():
         if name not in state["optimizers"]:
@@ -196,16 +202,6 @@ def load_checkpoint(
         rng_t, _ = load_tensors(path / "rng.safetensors")
         set_rng_state(rng_t, state["rng"])
     return state
-
-
-def _load_module(module: torch.nn.Module, tensors: dict, source: Path) -> None:
-    try:
-        module.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        first = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:2]
-        raise CheckpointError(
-            f"{source} does not match the configured model: {first[0] if first else e}"
-        ) from e
 
 
 def export_best(ckpt: Path, run_dir: Path) -> Path:
