@@ -26,7 +26,7 @@ from torch import nn
 
 from .config import LossConfig, MelLossConfig
 from .errors import CheckpointError, ConfigError
-from .spectral import mel_spectrogram, stft_magnitude
+from .spectral import complex_stft, mel_spectrogram, stft_magnitude
 
 ADVERSARIAL_KINDS = ("hinge", "lsgan", "bce", "hinge_g_bce_d")
 REDUCTIONS = ("mean", "sum")
@@ -305,6 +305,44 @@ class MultiResolutionSTFTLoss(nn.Module):
         return loss / len(self.n_ffts)
 
 
+def anti_wrap(x: torch.Tensor) -> torch.Tensor:
+    """|x - 2 pi round(x / 2 pi)|: the distance between two phases, in [0, pi] (APNet eq. 6)."""
+    return (x - 2 * torch.pi * torch.round(x / (2 * torch.pi))).abs()
+
+
+class MultiResolutionPhaseLoss(nn.Module):
+    """Phase losses of APNet (Ai & Ling 2023, sec. 3.3), at several STFT resolutions.
+
+    For the output and target STFTs, the mean anti-wrapped error of the instantaneous phase,
+    of the group delay (phase difference between neighbouring bins) and of the instantaneous
+    angular frequency (phase difference between neighbouring frames). Each term is weighted by
+    the target magnitude, so silence and noise-floor bins (whose phase is arbitrary) do not
+    count. A mel loss only constrains magnitudes; these terms tie the output's harmonics and
+    their timing to the input's, which PESQ and STOI reward.
+
+    Args:
+        n_ffts: STFT sizes (hop n_fft / 4).
+    """
+
+    def __init__(self, n_ffts: tuple[int, ...] = (512, 1024)):
+        super().__init__()
+        self.n_ffts = tuple(n_ffts)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = pred.new_zeros(())
+        for n_fft in self.n_ffts:
+            sp = complex_stft(pred.float(), n_fft, n_fft // 4)
+            st = complex_stft(target.float(), n_fft, n_fft // 4)
+            w = st.abs().detach()  # (B, F, T)
+            w = w / w.mean(dim=(1, 2), keepdim=True).clamp_min(1e-8)
+            pp, pt = torch.angle(sp), torch.angle(st)
+            ip = (anti_wrap(pp - pt) * w).mean()
+            gd = (anti_wrap(pp.diff(dim=1) - pt.diff(dim=1)) * w[:, 1:]).mean()
+            iaf = (anti_wrap(pp.diff(dim=2) - pt.diff(dim=2)) * w[..., 1:]).mean()
+            loss = loss + (ip + gd + iaf) / 3
+        return loss / len(self.n_ffts)
+
+
 # --------------------------------------------------------------------------------------------
 # putting terms together
 # --------------------------------------------------------------------------------------------
@@ -319,18 +357,19 @@ class ReconstructionLosses(nn.Module):
 
     Attributes:
         weights: name -> weight for the active terms ("l1", "mel", "stft", "sisdr",
-            "loudness").
+            "loudness", "phase").
     """
 
     def __init__(self, cfg: LossConfig, sample_rate: int):
         super().__init__()
         self.weights = {
             name: float(getattr(cfg, name))
-            for name in ("l1", "mel", "stft", "sisdr", "loudness")
+            for name in ("l1", "mel", "stft", "sisdr", "loudness", "phase")
             if getattr(cfg, name) != 0
         }
         self.mel = MultiScaleMelLoss(cfg.mel_loss, sample_rate) if "mel" in self.weights else None
         self.stft = MultiResolutionSTFTLoss(cfg.stft_n_ffts) if "stft" in self.weights else None
+        self.phase = MultiResolutionPhaseLoss(cfg.phase_n_ffts) if "phase" in self.weights else None
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Unweighted active terms.
@@ -353,6 +392,8 @@ class ReconstructionLosses(nn.Module):
             out["sisdr"] = sisdr_loss(pred, target)
         if "loudness" in self.weights:
             out["loudness"] = loudness_loss(pred, target)
+        if self.phase is not None:
+            out["phase"] = self.phase(pred, target)
         return out
 
 

@@ -30,9 +30,9 @@ from ..checkpoint import (
 )
 from ..config import Config, ModelConfig, from_dict, to_yaml
 from ..errors import CheckpointError, CodecError
-from .decoder import Decoder
-from .encoder import Encoder
-from .quantizer import ResidualVectorQuantizer
+from .decoder import build_decoder
+from .encoder import build_encoder
+from .quantizer import build_quantizer
 
 
 @dataclass
@@ -45,6 +45,8 @@ class CodecOutput:
         commit_loss: scalar commitment loss from the quantizer.
         perplexity: (n_q,) per-codebook perplexity in this batch.
         usage: (n_q,) share of each codebook used in this batch.
+        replaced: (n_q,) dead codes re-seeded in this step (training).
+        warming_up: the quantizer passed latents through while gathering them for k-means.
         latent: (B, D, F) encoder output before quantization.
         encoder_features / decoder_features: per-stage feature maps when requested.
     """
@@ -55,6 +57,8 @@ class CodecOutput:
     perplexity: torch.Tensor
     usage: torch.Tensor
     latent: torch.Tensor
+    replaced: torch.Tensor | None = None
+    warming_up: bool = False
     encoder_features: list[torch.Tensor] = field(default_factory=list)
     decoder_features: list[torch.Tensor] = field(default_factory=list)
 
@@ -71,9 +75,9 @@ class Codec(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.config = config if config is not None else Config(model=cfg)
-        self.encoder = Encoder(cfg)
-        self.quantizer = ResidualVectorQuantizer(cfg.latent_dim, cfg.quantizer)
-        self.decoder = Decoder(cfg)
+        self.encoder = build_encoder(cfg)
+        self.quantizer = build_quantizer(cfg.latent_dim, cfg.quantizer)
+        self.decoder = build_decoder(cfg)
         self._hash: str | None = None
 
     # ---------------------------------------------------------------- properties
@@ -157,6 +161,8 @@ class Codec(nn.Module):
             perplexity=q.perplexity,
             usage=q.usage,
             latent=z,
+            replaced=q.replaced,
+            warming_up=q.warming_up,
             encoder_features=enc_feats if return_features else [],
             decoder_features=dec_feats if return_features else [],
         )
@@ -230,7 +236,9 @@ class Codec(nn.Module):
             raise CodecError(f"codes use {enc.n_q} codebooks; this model has {self.max_n_q}")
         device = next(self.parameters()).device
         codes = torch.from_numpy(np.asarray(enc.codes, dtype=np.int64)).to(device)[None]
-        if codes.numel() and int(codes.max()) >= self.codebook_size:
+        if codes.numel() and (
+            int(codes.max()) >= min(self.quantizer.num_codes) or int(codes.min()) < 0
+        ):
             raise CodecError("codes out of range for this model's codebook size")
         gain = torch.tensor([enc.gain], dtype=torch.float32, device=device)
         return self.decode_codes(codes, enc.length, gain)[0, 0].float().cpu()

@@ -436,15 +436,15 @@ class Trainer:
             if len(samples) < self.cfg.train.audio_samples:
                 samples.append((xs, ys))
         result = {f"val/{k_}": float(np.mean(v)) for k_, v in vals.items()}
-        cs = codec.quantizer.codebooks
+        dead_codes = codec.quantizer.dead_codes()
         for q in range(codec.max_n_q):
             c = counts[q].float()
             if c.sum() > 0:
                 p = c / c.sum()
                 result[f"val/perplexity/q{q}"] = float(torch.exp(-(p * torch.log(p + 1e-10)).sum()))
                 result[f"val/usage/q{q}"] = float((c > 0).float().mean())
-            dead = cs[q].cluster_size < self.cfg.model.quantizer.dead_code_threshold
-            result[f"val/dead_codes/q{q}"] = int(dead.sum())
+            if dead_codes[q] is not None:
+                result[f"val/dead_codes/q{q}"] = dead_codes[q]
         if d_total:
             result["val/d_acc_real"] = d_real_ok / d_total
             result["val/d_acc_fake"] = d_fake_ok / d_total
