@@ -52,8 +52,8 @@ def _round_trip(checkpoint: Path, wav_path: Path, out_dir: Path, n_q: int) -> di
     """Encode one file to a real .tcc, decode it, and score it next to Opus 6 kbps."""
     from . import metrics as M
     from .audio import load_audio, write_audio
-    from .baselines import opus
     from .bitstream import read_tcc, write_tcc
+    from .evaluation.baselines import opus
     from .model.codec import Codec
 
     codec = Codec.load(checkpoint).remove_weight_norm()
@@ -111,7 +111,8 @@ def run_demo(
 ) -> DemoResult:
     """The whole demo; see the module docstring. Returns where everything went."""
     from .config import load_config
-    from .evaluate import evaluate, report_run
+    from .evaluation.evaluate import evaluate
+    from .evaluation.run_report import report_run
     from .train.checkpoints import latest_checkpoint
     from .train.trainer import Trainer
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluate import evaluate, render_markdown, report_run
 from . import command
 
 
@@ -41,6 +40,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 @command("evaluate", "score a checkpoint against Opus and Codec2 on a set of files", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation.evaluate import evaluate
+    from ..evaluation.report import render_markdown
+
     report = evaluate(
         args.checkpoint,
         args.data,
@@ -65,6 +67,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 @command("report", "plot a training run's metrics.jsonl into PNGs and report.md", _report_args)
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..evaluation.run_report import report_run
+
     path = report_run(args.run_dir, args.out)
     print(f"wrote {path}")
     return 0
