@@ -43,7 +43,7 @@ def _records(run_dir: Path) -> list[dict]:
 
 def run_kind(kind: str, out: Path, minutes: float | None, steps: int | None, threads: int) -> dict:
     from telugu_codec.config import load_config
-    from telugu_codec.evaluate import evaluate
+    from telugu_codec.evaluation.evaluate import evaluate
     from telugu_codec.train.trainer import Trainer
 
     torch.set_num_threads(threads)
