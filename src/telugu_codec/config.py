@@ -281,7 +281,7 @@ class LossConfig:
 class DataConfig:
     segment_seconds: float = 1.0
     batch_size: int = 8
-    num_workers: int = 0
+    num_workers: int = -1  # loader processes; -1: auto (0 on a CPU, up to 8 per GPU process)
     val_fraction: float = 0.05  # held-out share when no separate validation data is given
     val_max_files: int = 16
     val_max_seconds: float = 5.0  # longest validation item (centre crop)
@@ -339,6 +339,12 @@ class TrainConfig:
     d_update_every: int = 1
     grad_accum: int = 1
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    # torch.compile the encoder, decoder and discriminators (their state-dict keys unchanged);
+    # pays a compile time at the start, worth it on a GPU for long runs
+    compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile backend ("eager" only traces: tests)
+    fused_optimizer: bool = True  # AdamW's fused kernel (one launch per step) on CUDA
+    tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs for fp32 parts
     max_nonfinite: int = 10  # consecutive non-finite steps before stopping
     log_every: int = 10
     val_every: int = 500

@@ -64,7 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         + f"; checkpoint {result.last_checkpoint}"
     )
     if result.reason in ("guard", "nonfinite"):
-        last = result.events[-2]["message"] if len(result.events) >= 2 else ""
+        warnings = [e["message"] for e in result.events if e.get("event") == "warning"]
+        last = warnings[-1] if warnings else ""
         raise TrainingError(f"training stopped by the collapse guard ({last}); {summary}")
     print(summary)
     return 0
