@@ -13,8 +13,9 @@ Codec2; see `baselines.py`) over a folder or manifest of audio files and writes:
 Bitrates are measured, never copied from the request. The codec rows go through the real
 `.tcc` bytes (`to_bytes` -> `from_bytes` -> decode). The "kbps" column counts the compressed
 payload of every system (the .tcc code bits, the Opus packets, the Codec2 frames), so the
-systems compare on equal terms; "file kbps" adds each container's overhead (the .tcc JSON
-header of about 200 bytes, Ogg pages with OpusHead / OpusTags; Codec2 is written headerless).
+systems compare on equal terms; "file kbps" adds each container's overhead (the .tcc 16-byte
+header and ~7 bytes of packet framing per second, Ogg pages with OpusHead / OpusTags; Codec2 is
+written headerless).
 
 `report_run` turns a training run's metrics.jsonl into PNG plots and a report.md.
 
@@ -666,8 +667,8 @@ def render_markdown(report: EvaluationReport) -> str:
         "duration: the packed codes of the `.tcc` bitstream (encoded, serialised, parsed back and "
         "decoded), the Opus audio packets (Ogg pages and the OpusHead/OpusTags headers "
         "excluded), the Codec2 frames (headerless; 700C packs 28 bits into 4 bytes per frame).",
-        "- **file kbps** includes each container: the `.tcc` JSON header (about 200 bytes per "
-        "file), the Ogg pages and Opus headers. Short files make this overhead large.",
+        "- **file kbps** includes each container: the `.tcc` header and packet framing (16 "
+        "bytes per file plus about 7 per second), the Ogg pages and Opus headers.",
         "- Codec2 output is shifted back by its measured delay (20-30 ms) before scoring; "
         "STOI does not search for a delay. PESQ-WB aligns by itself.",
         "- The mel distance is the mean |log10 mel| difference (80 bands, n_fft 1024, hop 256).",
