@@ -136,6 +136,36 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ export
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx", required=True, metavar="OUT_DIR", help="folder for the .onnx files")
+    p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
+    p.add_argument("--n-q", type=int, help="codebooks in the graphs (default all)")
+    p.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="use the older TorchScript exporter (faster to export) instead of torch.export",
+    )
+
+
+@command(
+    "export",
+    "export the encoder, decoder and streaming steps (causal models) as ONNX",
+    _export_args,
+)
+def cmd_export(args: argparse.Namespace) -> int:
+    from .model.codec import Codec
+    from .model.export import export_onnx
+
+    meta = export_onnx(
+        Codec.load(args.checkpoint), args.onnx, args.n_q, dynamo=not args.torchscript
+    )
+    for part in meta["files"].values():
+        print(f"{Path(args.onnx) / part['file']}")
+    print(f"{Path(args.onnx) / 'export.json'}: rates, state shapes and the loudness gain to apply")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ info
 def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="a .tcc file or a checkpoint")

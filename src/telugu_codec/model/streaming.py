@@ -101,18 +101,44 @@ class _ContextConv(_Op):
         return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
-class _SubPixelConvT(_ContextConv):
-    """A causal transposed convolution as a causal conv over frames + interleaving."""
+class _PadConv(_Op):
+    """A stateless convolution over a whole signal, zero-padded `left` / `right` (offline)."""
 
-    def __init__(self, weight, bias, stride_out: int, m: int):
-        super().__init__(weight, bias, 1, 1, 1, m - 1)
-        self.stride_out = stride_out
+    def __init__(self, weight, bias, stride: int, dilation: int, groups: int, left: int, right):
+        self.weight, self.bias = weight, bias
+        self.stride, self.dilation, self.groups = stride, dilation, groups
+        self.left, self.right = left, right
 
     def step(self, x, states, out):
-        z = super().step(x, states, out)  # (B, C_out * s, T)
-        b, _, t = z.shape
+        if self.left or self.right:
+            x = F.pad(x, (self.left, self.right))
+        return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class _SubPixelConvT(_Op):
+    """A transposed convolution as a conv over frames + interleaving (nn/conv.py).
+
+    Causal: a stateful conv with m - 1 frames of left context. Stateless (offline): zero
+    padding of m - 1 frames on both sides, then the output cropped from `crop` on.
+    """
+
+    def __init__(self, weight, bias, stride_out: int, m: int, stateful: bool, crop: int):
+        if stateful:
+            self.conv: _Op = _ContextConv(weight, bias, 1, 1, 1, m - 1)
+        else:
+            self.conv = _PadConv(weight, bias, 1, 1, 1, m - 1, m - 1)
+        self.stride_out, self.crop = stride_out, crop
+
+    def init_states(self, device):
+        return self.conv.init_states(device)
+
+    def step(self, x, states, out):
+        t = x.shape[-1]
+        z = self.conv.step(x, states, out)  # (B, C_out * s, T')
+        b, _, n = z.shape
         s = self.stride_out
-        return z.view(b, -1, s, t).transpose(2, 3).reshape(b, -1, t * s)
+        y = z.view(b, -1, s, n).transpose(2, 3).reshape(b, -1, n * s)
+        return y if self.crop is None else y[..., self.crop : self.crop + t * s]
 
 
 class _Snake(_Op):
@@ -147,17 +173,26 @@ class _Residual(_Op):
         return x + self.op.step(x, states, out)
 
 
-def _compile(module: nn.Module) -> _Op:
-    """The streaming plan of a causal SEANet module (weights copied, weight norm folded)."""
+def _compile(module: nn.Module, stateful: bool) -> _Op:
+    """The plan of a SEANet module (weights copied, weight norm folded).
+
+    `stateful` (causal models only): convolutions keep their left context between calls.
+    Otherwise the plan runs a whole signal with the module's own zero padding.
+    """
     if isinstance(module, Conv1d):
-        if not module.causal:
-            raise CodecError("only causal models stream with state; this conv is centred")
         c = module.conv
         w = c.weight.detach().clone()
         b = c.bias.detach().clone() if c.bias is not None else None
-        return _ContextConv(w, b, c.stride[0], c.dilation[0], c.groups, module.padding_total)
+        args = (w, b, c.stride[0], c.dilation[0], c.groups)
+        total = module.padding_total
+        if stateful:
+            if not module.causal:
+                raise CodecError("only causal models stream with state; this conv is centred")
+            return _ContextConv(*args, total)
+        left = total if module.causal else total // 2
+        return _PadConv(*args, max(left, 0), max(total - left, 0))
     if isinstance(module, ConvTranspose1d):
-        if not module.causal:
+        if stateful and not module.causal:
             raise CodecError("only causal models stream with state; this conv is centred")
         w, b = module.conv.weight.detach(), module.conv.bias.detach()
         c_in, c_out, k = w.shape
@@ -165,40 +200,46 @@ def _compile(module: nn.Module) -> _Op:
         m = -(-k // s)
         w = F.pad(w, (0, m * s - k)).view(c_in, c_out, m, s)  # tap j * s + r -> [j, r]
         w2 = w.permute(1, 3, 0, 2).flip(-1).reshape(c_out * s, c_in, m).contiguous()
-        return _SubPixelConvT(w2, b.repeat_interleave(s).clone(), s, m)
+        crop = None if stateful else module.left
+        return _SubPixelConvT(w2, b.repeat_interleave(s).clone(), s, m, stateful, crop)
     if isinstance(module, Snake1d):
         return _Snake(module.alpha.detach().clone())
     if isinstance(module, ResidualUnit):
-        return _Residual(_compile(module.block))
+        return _Residual(_compile(module.block, stateful))
     if isinstance(module, (EncoderBlock, DecoderBlock)):
-        return _compile(module.block)
+        return _compile(module.block, stateful)
     if isinstance(module, nn.Sequential):
-        return _Seq([_compile(m) for m in module])
+        return _Seq([_compile(m, stateful) for m in module])
     raise CodecError(f"no streaming rule for {type(module).__name__}")
 
 
 class StreamingPlan:
-    """The encoder or decoder of a causal codec as a step function with explicit state.
+    """The encoder or decoder of a codec as a step function with explicit state.
 
     `step(x, states) -> (y, new_states)`: the encoder maps (1, 1, k * hop) normalised samples to
     (1, D, k) latents, the decoder (1, D, k) latents to (1, 1, k * hop) samples (before the
-    loudness gain is undone).
+    loudness gain is undone). With `stateful=False` it runs whole signals with no state (any
+    model, e.g. for ONNX export), the same sums as the modules' forward.
     """
 
-    def __init__(self, codec: Codec, part: str):
+    def __init__(self, codec: Codec, part: str, stateful: bool = True):
         self.part = part
         self.patch_size = codec.cfg.patch_size
+
+        def c(m: nn.Module) -> _Op:
+            return _compile(m, stateful)
+
         if part == "encoder":
             e = codec.encoder
             self.net = _Seq(
-                [_compile(e.conv_in), *(_compile(b) for b in e.blocks)]
-                + [_compile(e.bottleneck), _compile(e.act_out), _compile(e.conv_out)]
+                [c(e.conv_in), *(c(b) for b in e.blocks), c(e.bottleneck), c(e.act_out)]
+                + [c(e.conv_out)]
             )
         elif part == "decoder":
             d = codec.decoder
             self.net = _Seq(
-                [_compile(d.conv_in), _compile(d.bottleneck), *(_compile(b) for b in d.blocks)]
-                + [_compile(d.act_out), _compile(d.conv_out)]
+                [c(d.conv_in), c(d.bottleneck), *(c(b) for b in d.blocks), c(d.act_out)]
+                + [c(d.conv_out)]
             )
             self.tanh, self.output_gain = d.tanh, d.output_gain
         else:
