@@ -42,7 +42,7 @@ OPSET = 18
 class _Encoder(nn.Module):
     def __init__(self, codec: Codec, n_q: int, stateful: bool):
         super().__init__()
-        self.plan = StreamingPlan(codec, "encoder", stateful)
+        self.plan = StreamingPlan(codec, "encoder", stateful, gemm=False)
         self.quantizer = codec.quantizer
         self.n_q = n_q
 
@@ -55,7 +55,7 @@ class _Encoder(nn.Module):
 class _Decoder(nn.Module):
     def __init__(self, codec: Codec, stateful: bool):
         super().__init__()
-        self.plan = StreamingPlan(codec, "decoder", stateful)
+        self.plan = StreamingPlan(codec, "decoder", stateful, gemm=False)
         self.quantizer = codec.quantizer
 
     def forward(self, codes: torch.Tensor, states: list[torch.Tensor] | None = None):

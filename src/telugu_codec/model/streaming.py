@@ -82,12 +82,26 @@ class _Op:
 
 
 class _ContextConv(_Op):
-    """A causal convolution whose left padding is the previous call's last input samples."""
+    """A causal convolution whose left padding is the previous call's last input samples.
 
-    def __init__(self, weight, bias, stride: int, dilation: int, groups: int, context: int):
+    With `gemm` (eager streaming), short inputs run as one matrix product over the K shifted
+    input views (im2col): PyTorch's CPU convolutions fall back to a slow generic kernel for
+    the few samples of a 20 ms step (1 ms per dilated conv here), the product takes ~20 us.
+    """
+
+    GEMM_MAX_COLUMNS = 2048  # longer inputs use F.conv1d (oneDNN), which is fast there
+
+    def __init__(
+        self, weight, bias, stride: int, dilation: int, groups: int, context: int, gemm=True
+    ):
         self.weight, self.bias = weight, bias
         self.stride, self.dilation, self.groups = stride, dilation, groups
         self.context = context  # input samples of left context
+        c_out, c_in, k = weight.shape
+        self.gemm = gemm and groups == 1
+        # (C_out, K * C_in), tap-major to match the stacked views below
+        self.w2 = weight.permute(0, 2, 1).reshape(c_out, k * c_in).contiguous()
+        self.b2 = None if bias is None else bias.view(c_out, 1)
 
     def init_states(self, device):
         if self.context <= 0:
@@ -98,7 +112,17 @@ class _ContextConv(_Op):
         if self.context > 0:
             x = torch.cat([states.pop(0), x], dim=-1)
             out.append(x[..., x.shape[-1] - self.context :])
-        return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        k, d, s = self.weight.shape[-1], self.dilation, self.stride
+        n = (x.shape[-1] - (k - 1) * d - 1) // s + 1  # output samples
+        if not self.gemm or x.shape[0] != 1 or n > self.GEMM_MAX_COLUMNS:
+            return F.conv1d(x, self.weight, self.bias, s, 0, d, self.groups)
+        span = (n - 1) * s + 1
+        if k == 1 and s == 1:
+            cols = x[0]
+        else:
+            cols = torch.cat([x[0, :, i * d : i * d + span : s] for i in range(k)], dim=0)
+        y = torch.matmul(self.w2, cols) if self.b2 is None else torch.addmm(self.b2, self.w2, cols)
+        return y.unsqueeze(0)
 
 
 class _PadConv(_Op):
@@ -122,9 +146,11 @@ class _SubPixelConvT(_Op):
     padding of m - 1 frames on both sides, then the output cropped from `crop` on.
     """
 
-    def __init__(self, weight, bias, stride_out: int, m: int, stateful: bool, crop: int):
+    def __init__(
+        self, weight, bias, stride_out: int, m: int, stateful: bool, crop: int, gemm: bool
+    ):
         if stateful:
-            self.conv: _Op = _ContextConv(weight, bias, 1, 1, 1, m - 1)
+            self.conv: _Op = _ContextConv(weight, bias, 1, 1, 1, m - 1, gemm)
         else:
             self.conv = _PadConv(weight, bias, 1, 1, 1, m - 1, m - 1)
         self.stride_out, self.crop = stride_out, crop
@@ -142,10 +168,17 @@ class _SubPixelConvT(_Op):
 
 
 class _Snake(_Op):
+    """Snake (nn/activations.py), with 1 / alpha computed once: the same values, 2 ops fewer."""
+
     def __init__(self, alpha: torch.Tensor):
         self.alpha = alpha
+        self.inv_alpha = (alpha + 1e-9).reciprocal()
 
     def step(self, x, states, out):
+        if torch.is_inference_mode_enabled():  # the in-place sequence of snake()
+            y = torch.mul(self.alpha, x)
+            y.sin_().pow_(2).mul_(self.inv_alpha)
+            return y.add_(x)
         return snake(x, self.alpha)
 
 
@@ -173,11 +206,13 @@ class _Residual(_Op):
         return x + self.op.step(x, states, out)
 
 
-def _compile(module: nn.Module, stateful: bool) -> _Op:
+def _compile(module: nn.Module, stateful: bool, gemm: bool = True) -> _Op:
     """The plan of a SEANet module (weights copied, weight norm folded).
 
     `stateful` (causal models only): convolutions keep their left context between calls.
-    Otherwise the plan runs a whole signal with the module's own zero padding.
+    Otherwise the plan runs a whole signal with the module's own zero padding. `gemm`: short
+    stateful steps run as matrix products (eager speed); False keeps plain convolutions
+    (ONNX export).
     """
     if isinstance(module, Conv1d):
         c = module.conv
@@ -188,7 +223,7 @@ def _compile(module: nn.Module, stateful: bool) -> _Op:
         if stateful:
             if not module.causal:
                 raise CodecError("only causal models stream with state; this conv is centred")
-            return _ContextConv(*args, total)
+            return _ContextConv(*args, total, gemm)
         left = total if module.causal else total // 2
         return _PadConv(*args, max(left, 0), max(total - left, 0))
     if isinstance(module, ConvTranspose1d):
@@ -201,15 +236,15 @@ def _compile(module: nn.Module, stateful: bool) -> _Op:
         w = F.pad(w, (0, m * s - k)).view(c_in, c_out, m, s)  # tap j * s + r -> [j, r]
         w2 = w.permute(1, 3, 0, 2).flip(-1).reshape(c_out * s, c_in, m).contiguous()
         crop = None if stateful else module.left
-        return _SubPixelConvT(w2, b.repeat_interleave(s).clone(), s, m, stateful, crop)
+        return _SubPixelConvT(w2, b.repeat_interleave(s).clone(), s, m, stateful, crop, gemm)
     if isinstance(module, Snake1d):
         return _Snake(module.alpha.detach().clone())
     if isinstance(module, ResidualUnit):
-        return _Residual(_compile(module.block, stateful))
+        return _Residual(_compile(module.block, stateful, gemm))
     if isinstance(module, (EncoderBlock, DecoderBlock)):
-        return _compile(module.block, stateful)
+        return _compile(module.block, stateful, gemm)
     if isinstance(module, nn.Sequential):
-        return _Seq([_compile(m, stateful) for m in module])
+        return _Seq([_compile(m, stateful, gemm) for m in module])
     raise CodecError(f"no streaming rule for {type(module).__name__}")
 
 
@@ -222,12 +257,12 @@ class StreamingPlan:
     model, e.g. for ONNX export), the same sums as the modules' forward.
     """
 
-    def __init__(self, codec: Codec, part: str, stateful: bool = True):
+    def __init__(self, codec: Codec, part: str, stateful: bool = True, gemm: bool = True):
         self.part = part
         self.patch_size = codec.cfg.patch_size
 
         def c(m: nn.Module) -> _Op:
-            return _compile(m, stateful)
+            return _compile(m, stateful, gemm)
 
         if part == "encoder":
             e = codec.encoder
