@@ -205,3 +205,20 @@ def test_receptive_field_of_causal_model_has_no_future(codec):
     r = receptive_field(codec)
     assert r["encoder_right"] == 0 and r["decoder_right"] == 0
     assert r["encoder_left"] > 0 and r["decoder_left"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_stream_on_cuda_equals_offline_and_block_normalisation_trains():
+    codec = make_codec(*STREAM).cuda()
+    wav = signal(1.0)
+    ref = codec.encode(wav, 16000, n_q=4)
+    codes, gains, audio = stream(codec, wav, 320)
+    assert np.array_equal(gains, ref.block_gains)
+    assert (codes == ref.codes).mean() > 0.99  # GPU kernels may round differently
+    assert np.abs(audio - codec.decode(ref).numpy()).max() < 1e-3
+    codec.train()
+    x = torch.from_numpy(wav).view(1, 1, -1).cuda().repeat(2, 1, 1)
+    out = codec(x)
+    (out.audio - x).abs().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in codec.parameters() if p.grad is not None)

@@ -181,6 +181,7 @@ class AudioWriter:
         self.samples += x.size
         if self.stdout is not None:
             self.stdout.write(x.astype("<f4").tobytes())
+            self.stdout.flush()  # a player downstream gets each block as it is decoded
         else:
             self.file.write(x)
 

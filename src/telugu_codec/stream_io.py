@@ -131,7 +131,9 @@ def encode_file(
             first = AudioReader(src, codec.sample_rate, BLOCK_SECONDS)
             gain = clip_gain(first, codec.cfg.target_rms, codec.cfg.max_gain_db)
             first.close()
-        reader = AudioReader(src, codec.sample_rate, BLOCK_SECONDS)
+        # a live source (--chunk-ms) is read a chunk at a time, not 10 s at a time
+        block = BLOCK_SECONDS if chunk is None else chunk / codec.sample_rate
+        reader = AudioReader(src, codec.sample_rate, block)
         for note in reader.notices:
             notice(note)
         window = _window_frames(codec, chunk_ms)

@@ -12,6 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -334,19 +335,23 @@ class Codec(nn.Module):
         return (y / self.gain_curve(enc, 0, enc.length).to(y))[0, 0].float().cpu()
 
     # ---------------------------------------------------------------- streaming
-    def stream_encoder(self, n_q: int | None = None, gain: float | None = None, **kw):
-        """A `StreamEncoder`: push audio chunks of any size, get codes as frames complete.
+    def stream_encoder(self, n_q: int | None = None, gain: float | None = None, **kw: Any):
+        """A `StreamEncoder` (model/streaming.py): push audio chunks of any size at the model
+        rate, get codes as frames complete.
 
         Args:
             n_q: codebooks (default all).
             gain: `clip` models only, the fixed gain to use (a stream cannot see the whole clip).
+            **kw: `window_frames` for non-causal models.
         """
         from .streaming import StreamEncoder
 
         return StreamEncoder(self, n_q, gain, **kw)
 
-    def stream_decoder(self, **kw):
-        """A `StreamDecoder`: push codes (EncodedChunk or (n_q, k) arrays), get audio."""
+    def stream_decoder(self, **kw: Any):
+        """A `StreamDecoder` (model/streaming.py): push codes (EncodedChunk or (n_q, k) arrays),
+        get audio. **kw: `normalization`, `gain`, `block_frames` (default: this model's),
+        `window_frames`."""
         from .streaming import StreamDecoder
 
         return StreamDecoder(self, **kw)

@@ -411,8 +411,7 @@ class _Denormalizer:
         if normalization == "block":
             cfg = dataclasses.replace(codec.cfg, norm_block_frames=block_frames)
             self.block = BlockGain(cfg, codec.hop_length)
-            self.codes: dict[int, int] = {}
-            self.received = 0  # frames whose gains have arrived
+            self.codes: dict[int, int] = {}  # gain block index -> gain code
 
     def add(self, gains: np.ndarray, first: int, n: int) -> None:
         if self.kind != "block":
@@ -456,7 +455,11 @@ class StreamEncoder:
     """
 
     def __init__(
-        self, codec: Codec, n_q: int | None = None, gain: float | None = None, window_frames=50
+        self,
+        codec: Codec,
+        n_q: int | None = None,
+        gain: float | None = None,
+        window_frames: int = 50,
     ):
         self.codec = codec
         self.n_q = codec.check_n_q(n_q)
