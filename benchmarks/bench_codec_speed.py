@@ -67,9 +67,10 @@ def prepare_codec(preset: str, overrides: list[str], compile_: bool = False) -> 
     """A randomly initialised codec in its inference form (codebooks filled, weight norm off)."""
     codec = build_codec(load_config(preset, overrides)).eval()
     with torch.no_grad():
-        for cb in codec.quantizer.codebooks:  # k-means init would set these; any values time alike
-            cb.embed.normal_()
-            cb.inited.fill_(True)
+        for cb in codec.quantizer.stages:  # k-means init would set these; any values time alike
+            if hasattr(cb, "embed"):
+                cb.embed.normal_()
+                cb.inited.fill_(True)
     codec.remove_weight_norm()
     if compile_:
         codec.encoder = torch.compile(codec.encoder, dynamic=False)

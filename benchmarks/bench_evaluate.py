@@ -1,8 +1,8 @@
 """Evaluation throughput: files/s and where the time goes (codec, baselines, metrics).
 
-Runs `telugu_codec.evaluate.evaluate` over a folder (default: the bundled corpus's val split)
-with a checkpoint (default: a freshly initialised codec of the `default` preset, whose speed
-is that of a trained one) and prints the time split plus the summary table.
+Runs `telugu_codec.evaluation.evaluate.evaluate` over a folder (default: the bundled corpus's
+val split) with a checkpoint (default: a freshly initialised codec of the `default` preset,
+whose speed is that of a trained one) and prints the time split plus the summary table.
 
     .venv/bin/python benchmarks/bench_evaluate.py [--data data/demo-te/val] [--threads 1]
         [--checkpoint CKPT] [--max-files N] [--baselines opus,codec2] [--metrics default]
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from telugu_codec.config import load_config
-from telugu_codec.evaluate import evaluate
+from telugu_codec.evaluation.evaluate import evaluate
 from telugu_codec.model.codec import build_codec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def _per_metric_times(data: str, which: str, n_files: int) -> str:
     import numpy as np
 
     from telugu_codec.audio import load_audio
-    from telugu_codec.evaluate import list_inputs
+    from telugu_codec.evaluation.evaluate import list_inputs
     from telugu_codec.metrics import METRICS, resolve_metrics
 
     paths = list_inputs(data)[0][:n_files]

@@ -17,7 +17,7 @@ from .test_trainer import TRAIN_OVERRIDES
 DETERMINISTIC = [
     "model.quantizer.kmeans_init=false",
     "model.quantizer.dropout=0",
-    "model.quantizer.dead_code_threshold=0",
+    "model.quantizer.dead_code_window=0",
     "train.ckpt_every=2",
 ]
 

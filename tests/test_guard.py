@@ -85,3 +85,23 @@ def test_state_roundtrip():
     h = CollapseGuard(GuardConfig())
     h.load_state_dict(g.state_dict())
     assert h.state == g.state
+
+
+def test_codebook_collapse_is_flagged_on_any_codebook():
+    g = CollapseGuard(GuardConfig(min_perplexity=0.01), num_codes=[1024, 1024, 1024])
+    healthy = val() | {f"val/perplexity/q{q}": 300.0 for q in range(3)}
+    assert g.observe_validation(1, healthy) == []
+    collapsed = healthy | {"val/perplexity/q2": 3.0}
+    events = g.observe_validation(2, collapsed)
+    assert kinds(events) == ["codebook_collapse"]
+    assert "q2 perplexity 3.0" in events[0].message
+
+
+def test_codebook_churn_is_flagged():
+    g = CollapseGuard(GuardConfig(max_code_churn=0.05), num_codes=[1024, 1024])
+    calm = val() | {"val/replaced_per_step/q0": 0.002, "val/replaced_per_step/q1": 0.0}
+    assert g.observe_validation(1, calm) == []
+    churning = calm | {"val/replaced_per_step/q1": 0.95}
+    events = g.observe_validation(2, churning)
+    assert kinds(events) == ["codebook_churn"]
+    assert "q1 95.0%" in events[0].message

@@ -205,7 +205,7 @@ def test_dnsmos_scores_in_range(speech):
 def test_visqol_ranks_clean_above_opus_12k_above_opus_6k(tmp_path):
     pytest.importorskip("visqol")
     from telugu_codec.audio import load_audio
-    from telugu_codec.baselines import opus, opus_unavailable
+    from telugu_codec.evaluation.baselines import opus, opus_unavailable
 
     if opus_unavailable():
         pytest.skip(opus_unavailable())

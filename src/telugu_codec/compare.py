@@ -8,13 +8,11 @@ step, so the recipes' health and learning speed can be compared side by side.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import command
 from .config import Config, load_config, to_dict
 from .errors import CodecError
 
@@ -253,41 +251,3 @@ def write_study(
     fig.tight_layout()
     fig.savefig(out / "compare.png", dpi=100)
     plt.close(fig)
-
-
-def _compare_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--presets", required=True, help="comma-separated presets, e.g. l1-vq,seed,dac")
-    p.add_argument("--data", required=True, help="training audio")
-    p.add_argument("--val-data", help="validation audio (default: held-out split of --data)")
-    p.add_argument("--out", required=True, help="folder for the runs, table and plot")
-    p.add_argument("--minutes", type=float, required=True, help="training budget per recipe")
-    p.add_argument("--size", default="tiny", help="preset whose model size and batch all use")
-    p.add_argument("--val-every", type=int, help="validation interval in steps")
-    p.add_argument("--max-steps", type=int, help="also stop each recipe after this many steps")
-    p.add_argument("--jobs", type=int, default=1, help="recipes trained at the same time")
-    p.add_argument("--threads", type=int, help="torch threads per recipe (default cores/jobs)")
-    p.add_argument("overrides", nargs="*", help="dotted overrides applied to every recipe")
-
-
-@command(
-    "compare", "train several recipes on the same budget and compare their health", _compare_args
-)
-def cmd_compare(args: argparse.Namespace) -> int:
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    if not presets:
-        raise CodecError("--presets needs at least one preset name")
-    run_study(
-        presets,
-        args.data,
-        args.out,
-        args.minutes,
-        size=args.size,
-        val_data=args.val_data,
-        val_every=args.val_every,
-        max_steps=args.max_steps,
-        overrides=args.overrides,
-        jobs=args.jobs,
-        threads=args.threads,
-    )
-    print(f"wrote {Path(args.out) / 'compare.md'} and compare.png")
-    return 0

@@ -59,18 +59,102 @@ class SEANetConfig:
 
 
 @dataclass
-class QuantizerConfig:
-    """Residual vector quantizer with EMA codebooks (SoundStream sec. 3.2, EnCodec sec. 3.2)."""
+class STFTEncoderConfig:
+    """A frame-rate encoder: the power-law compressed complex STFT of the input (real and
+    imaginary parts, so phase is kept) through a ConvNeXt stack; the mirror of `ISTFTConfig`.
 
+    Like the iSTFT decoder it never runs a layer at the audio rate.
+    """
+
+    dim: int = 256
+    intermediate_dim: int = 768
+    layers: int = 8
+    kernel_size: int = 7
+    downsample: int = 1  # STFT frames per latent frame (STFT hop = hop_length / downsample)
+    n_fft_factor: int = 4  # n_fft = factor x STFT hop
+    compress: float = 0.3  # |S|^compress: the spectral magnitude's dynamic range compressed
+
+
+@dataclass
+class EncoderConfig(SEANetConfig):
+    """The encoder: SEANet (`kind: seanet`, the inherited fields) or the STFT + ConvNeXt
+    encoder (`kind: stft`, the `stft` fields)."""
+
+    kind: str = "seanet"  # seanet | stft
+    stft: STFTEncoderConfig = field(default_factory=STFTEncoderConfig)
+
+
+@dataclass
+class ISTFTConfig:
+    """Vocos-style decoder head (Siuzdak 2023): a ConvNeXt backbone at the frame rate (or
+    `upsample` x it) predicts log-magnitude and phase of an STFT that torch.istft inverts.
+
+    No transposed convolutions at audio rate: all the compute runs at 50-200 frames/s, which
+    makes it much cheaper per parameter on a CPU than the SEANet decoder (WavTokenizer and
+    X-Codec2 decode tokens this way).
+    """
+
+    dim: int = 256  # backbone width
+    intermediate_dim: int = 768  # ConvNeXt MLP width
+    layers: int = 8
+    kernel_size: int = 7  # depthwise conv of each ConvNeXt block
+    upsample: int = 1  # STFT frames per latent frame (iSTFT hop = hop_length / upsample)
+    n_fft_factor: int = 4  # n_fft = factor x iSTFT hop (Vocos: 4)
+    max_log_magnitude: float = 4.6  # exp(4.6) ~ 100, Vocos' clip against overflow
+
+
+@dataclass
+class DecoderConfig(SEANetConfig):
+    """The decoder: the SEANet mirror of the encoder (`kind: seanet`, the fields inherited from
+    SEANetConfig) or a Vocos-style iSTFT decoder (`kind: istft`, the `istft` fields)."""
+
+    kind: str = "seanet"  # seanet | istft
+    istft: ISTFTConfig = field(default_factory=ISTFTConfig)
+
+
+@dataclass
+class QuantizerConfig:
+    """Residual quantizer: a stack of `n_q` stages, each coding the residual of the previous ones.
+
+    Three kinds (`kind`), all giving codes in [0, codebook_size) that the .tcc bitstream packs
+    in ceil(log2 codebook_size) bits, and all trained with quantizer dropout (SoundStream):
+
+    - ``ema``: codebooks of `codebook_size` vectors updated by exponential moving averages
+      (SoundStream sec. 3.2, EnCodec), k-means++ initialisation on a buffer of latents,
+      dead-code replacement from a buffer of recent residuals;
+    - ``factorized``: DAC's factorised codes (Kumar et al. 2023 sec. 3.2): project to
+      `factorized_dim` dimensions, L2-normalise, look up, project back; the codebook is learnt
+      by the codebook + commitment losses; dead codes replaced as for ``ema``;
+    - ``fsq``: finite scalar quantization (Mentzer et al. 2023): project to len(fsq_levels)
+      dimensions, bound each one and round it to `fsq_levels[i]` values; no codebook at all.
+      The levels default to the paper's choice for `codebook_size` (1024 -> 8,5,5,5 = 1000
+      codes, so 2.3 % of the 10-bit alphabet is never used).
+    """
+
+    kind: str = "ema"  # ema | factorized | fsq
     n_q: int = 12  # maximum number of codebooks (12 x 10 bits x 50 Hz = 6 kbps)
-    codebook_size: int = 1024
-    decay: float = 0.99  # EMA decay of cluster sizes and sums
-    epsilon: float = 1e-5  # Laplace smoothing of cluster sizes
-    kmeans_init: bool = True  # initialise each codebook by k-means on the first batch
-    kmeans_iters: int = 10
-    dead_code_threshold: float = 2.0  # codes whose EMA usage drops below this are re-seeded
+    codebook_size: int = 1024  # code alphabet K per stage (bits per code = ceil(log2 K))
     dropout: float = 0.5  # fraction of a batch trained with a random number of codebooks
     commitment_weight: float = 1.0  # scales the commitment loss returned by the quantizer
+    # -- ema
+    decay: float = 0.99  # EMA decay of cluster sizes and sums
+    epsilon: float = 1e-5  # Laplace smoothing of cluster sizes
+    # -- ema and factorized: initialisation and dead codes
+    kmeans_init: bool = True  # k-means++ on a buffer of latents before quantizing (ema only)
+    kmeans_iters: int = 10
+    init_vectors: float = 4.0  # latent vectors gathered before k-means, in multiples of K;
+    # until then the quantizer passes latents through unquantized (a short warm-up)
+    buffer_size: float = 4.0  # recent residual vectors kept per stage, in multiples of K
+    # a code is dead when it was not chosen while this many vectors (in multiples of K) went
+    # through its stage: a count of vectors, not of steps, so it means the same at any batch
+    # size (a code of average usage is expected 8 times in 8 K vectors; P(0 uses) = e^-8)
+    dead_code_window: float = 8.0  # 0 disables dead-code replacement
+    replace_every: int = 10  # look for dead codes every this many training steps
+    # -- factorized (DAC)
+    factorized_dim: int = 8  # low-dimensional lookup space
+    codebook_weight: float = 1.0  # weight of the codebook loss ||sg(z) - e||^2
+    # -- fsq
+    fsq_levels: tuple[int, ...] = ()  # () = the paper's levels for codebook_size
 
 
 @dataclass
@@ -97,8 +181,8 @@ class ModelConfig:
     norm_block_frames: int = 25  # block: frames per gain (25 x 20 ms = 0.5 s at 50 Hz)
     norm_time_constant: float = 3.0  # block: seconds of memory of the running level (EMA)
     norm_gate_db: float = -50.0  # block: blocks quieter than this (dBFS RMS) leave the level as is
-    encoder: SEANetConfig = field(default_factory=SEANetConfig)
-    decoder: SEANetConfig = field(default_factory=SEANetConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
 
@@ -183,6 +267,8 @@ class LossConfig:
     l1: float = 0.0
     sisdr: float = 0.0
     loudness: float = 0.0  # |ln RMS(out) - ln RMS(in)|: holds the output level
+    phase: float = 0.0  # APNet phase losses (instantaneous phase, group delay, frequency)
+    phase_n_ffts: tuple[int, ...] = (512, 1024)  # their STFT sizes (hop n_fft / 4)
     vq: float = 0.25  # multiplies the quantizer's commitment loss
     balancer: bool = False  # EnCodec sec. 3.4 gradient balancer over decoder-output losses
     balancer_ema: float = 0.999
@@ -242,6 +328,11 @@ class GuardConfig:
     min_d_loss: float = 0.01  # discriminator loss below this ...
     d_loss_patience: int = 200  # ... for this many steps means D is overpowering G
     min_codebook_usage: float = 0.02  # share of the first codebook used at validation
+    # codebook collapse: a codebook's validation perplexity below this share of K
+    min_perplexity: float = 0.01
+    # codebook churn: more than this share of K re-seeded per step (mean over the interval
+    # since the previous validation, any codebook); healthy codebooks replace well under 1 %
+    max_code_churn: float = 0.05
     lr_factor: float = 0.5  # multiply both learning rates by this after a rollback
     max_rollbacks: int = 3
 

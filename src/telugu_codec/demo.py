@@ -15,14 +15,12 @@ says how to start afresh (`--fresh`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import command
 from .errors import CodecError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +52,8 @@ def _round_trip(checkpoint: Path, wav_path: Path, out_dir: Path, n_q: int) -> di
     """Encode one file to a real .tcc, decode it, and score it next to Opus 6 kbps."""
     from . import metrics as M
     from .audio import load_audio, write_audio
-    from .baselines import opus
     from .bitstream import read_tcc, write_tcc
+    from .evaluation.baselines import opus
     from .model.codec import Codec
 
     codec = Codec.load(checkpoint).remove_weight_norm()
@@ -113,7 +111,8 @@ def run_demo(
 ) -> DemoResult:
     """The whole demo; see the module docstring. Returns where everything went."""
     from .config import load_config
-    from .evaluate import evaluate, report_run
+    from .evaluation.evaluate import evaluate
+    from .evaluation.run_report import report_run
     from .train.checkpoints import latest_checkpoint
     from .train.trainer import Trainer
 
@@ -198,31 +197,3 @@ def run_demo(
     log(f"audio:            {out}/sample_original.wav, sample_decoded.wav, sample_opus6k.wav")
     log(f"demo finished in {(time.time() - t0) / 60:.1f} min; everything is in {out}/")
     return DemoResult(out, run_dir, Path(checkpoint), out / "report", training_report, sample)
-
-
-def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", help="demo folder (default runs/demo)")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="corpus with train/ and val/")
-    p.add_argument("--minutes", type=float, default=15.0, help="total time budget (default 15)")
-    p.add_argument("--config", default="tiny", help="preset to train (default tiny)")
-    p.add_argument("--max-steps", type=int, help="also stop training after this many steps")
-    p.add_argument("--fresh", action="store_true", help="delete a previous demo run first")
-    p.add_argument("--max-eval-files", type=int, help="evaluate on at most this many files")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("overrides", nargs="*", help="dotted config overrides")
-
-
-@command("demo", "train, guard and evaluate a Telugu codec on the bundled corpus", _demo_args)
-def cmd_demo(args: argparse.Namespace) -> int:
-    run_demo(
-        out=args.out,
-        data=args.data,
-        minutes=args.minutes,
-        config=args.config,
-        max_steps=args.max_steps,
-        fresh=args.fresh,
-        max_eval_files=args.max_eval_files,
-        overrides=args.overrides,
-        progress=not args.no_progress,
-    )
-    return 0

@@ -23,6 +23,10 @@ Signal metrics (no dependency beyond numpy / torch):
 - `mrstft_distance`: multi-resolution STFT distance (Yamamoto et al. 2020, Parallel WaveGAN,
   eq. 4-6): spectral convergence + mean |log magnitude difference| averaged over the FFT sizes
   512 / 1024 / 2048 (hop = n_fft / 4).
+
+About 570 lines, one idea: every metric with its optional-dependency handling and the registry
+(`METRICS`, `compute_metrics`) that names them. It sits below both `train/` (validation) and
+`evaluation/` (reports), so neither imports the other for it.
 """
 
 from __future__ import annotations

@@ -32,10 +32,10 @@ from ..checkpoint import (
 )
 from ..config import Config, ModelConfig, from_dict, to_yaml
 from ..errors import CheckpointError, CodecError
-from .decoder import Decoder
-from .encoder import Encoder
+from .decoder import build_decoder
+from .encoder import build_encoder
 from .loudness import BlockGain, gain_from_code, normalization_kind
-from .quantizer import ResidualVectorQuantizer
+from .quantizer import build_quantizer
 
 
 @dataclass
@@ -48,6 +48,8 @@ class CodecOutput:
         commit_loss: scalar commitment loss from the quantizer.
         perplexity: (n_q,) per-codebook perplexity in this batch.
         usage: (n_q,) share of each codebook used in this batch.
+        replaced: (n_q,) dead codes re-seeded in this step (training).
+        warming_up: the quantizer passed latents through while gathering them for k-means.
         latent: (B, D, F) encoder output before quantization.
         encoder_features / decoder_features: per-stage feature maps when requested.
     """
@@ -58,6 +60,8 @@ class CodecOutput:
     perplexity: torch.Tensor
     usage: torch.Tensor
     latent: torch.Tensor
+    replaced: torch.Tensor | None = None
+    warming_up: bool = False
     encoder_features: list[torch.Tensor] = field(default_factory=list)
     decoder_features: list[torch.Tensor] = field(default_factory=list)
 
@@ -74,9 +78,9 @@ class Codec(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.config = config if config is not None else Config(model=cfg)
-        self.encoder = Encoder(cfg)
-        self.quantizer = ResidualVectorQuantizer(cfg.latent_dim, cfg.quantizer)
-        self.decoder = Decoder(cfg)
+        self.encoder = build_encoder(cfg)
+        self.quantizer = build_quantizer(cfg.latent_dim, cfg.quantizer)
+        self.decoder = build_decoder(cfg)
         self.normalization = normalization_kind(cfg)  # clip | block | none
         self.block_gain = BlockGain(cfg, self.hop_length) if self.normalization == "block" else None
         self._hash: str | None = None
@@ -101,6 +105,11 @@ class Codec(nn.Module):
     @property
     def codebook_size(self) -> int:
         return self.cfg.quantizer.codebook_size
+
+    @property
+    def num_codes(self) -> int:
+        """Codes every stage can emit (<= K: an FSQ stage may use fewer than 2 ** bits)."""
+        return min(self.quantizer.num_codes)
 
     def bitrate(self, n_q: int) -> float:
         """Nominal bitrate in bits/s for `n_q` codebooks."""
@@ -185,6 +194,8 @@ class Codec(nn.Module):
             perplexity=q.perplexity,
             usage=q.usage,
             latent=z,
+            replaced=q.replaced,
+            warming_up=q.warming_up,
             encoder_features=enc_feats if return_features else [],
             decoder_features=dec_feats if return_features else [],
         )
@@ -286,7 +297,7 @@ class Codec(nn.Module):
         if enc.length > enc.frames * self.hop_length:
             raise CodecError(f"length {enc.length} does not match {enc.frames} frames")
         codes = np.asarray(enc.codes)
-        if codes.size and (int(codes.max()) >= self.codebook_size or int(codes.min()) < 0):
+        if codes.size and (int(codes.max()) >= self.num_codes or int(codes.min()) < 0):
             raise CodecError("codes out of range for this model's codebook size")
         max_db = self.cfg.max_gain_db + 0.5
         if enc.normalization == "block":

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import ConfigError
 from ..nn.activations import Snake1d
 from ..nn.conv import Conv1d, ConvTranspose1d
 from .blocks import residual_stack, stage_channels, stage_dilations, stage_kernel_sizes
@@ -107,3 +108,14 @@ class Decoder(nn.Module):
         if self.output_gain != 1.0:
             y = y * self.output_gain
         return (y, features) if return_features else y
+
+
+def build_decoder(cfg: ModelConfig) -> nn.Module:
+    """The decoder `cfg.decoder.kind`: the SEANet mirror or the Vocos-style iSTFT decoder."""
+    if cfg.decoder.kind == "seanet":
+        return Decoder(cfg)
+    if cfg.decoder.kind == "istft":
+        from .istft_decoder import ISTFTDecoder
+
+        return ISTFTDecoder(cfg)
+    raise ConfigError(f"model.decoder.kind must be seanet or istft, got '{cfg.decoder.kind}'")

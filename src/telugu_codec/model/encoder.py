@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import ConfigError
 from ..nn.activations import Snake1d
 from ..nn.conv import Conv1d
 from .blocks import residual_stack, stage_channels, stage_dilations, stage_kernel_sizes
@@ -103,3 +104,14 @@ class Encoder(nn.Module):
             features.append(h)
         z = self.conv_out(self.act_out(self.bottleneck(h)))
         return (z, features) if return_features else z
+
+
+def build_encoder(cfg: ModelConfig) -> nn.Module:
+    """The encoder `cfg.encoder.kind`: SEANet or the STFT + ConvNeXt encoder."""
+    if cfg.encoder.kind == "seanet":
+        return Encoder(cfg)
+    if cfg.encoder.kind == "stft":
+        from .stft_encoder import STFTEncoder
+
+        return STFTEncoder(cfg)
+    raise ConfigError(f"model.encoder.kind must be seanet or stft, got '{cfg.encoder.kind}'")

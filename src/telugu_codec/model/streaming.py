@@ -40,8 +40,8 @@ from ..errors import CodecError
 from ..nn.activations import Snake1d, snake
 from ..nn.conv import Conv1d, ConvTranspose1d
 from .blocks import ResidualUnit
-from .decoder import DecoderBlock
-from .encoder import EncoderBlock
+from .decoder import Decoder, DecoderBlock
+from .encoder import Encoder, EncoderBlock
 
 if TYPE_CHECKING:
     from .codec import Codec
@@ -304,6 +304,14 @@ class StreamingPlan:
         return y, out
 
 
+def _stateful_plan(codec: Codec, part: str) -> StreamingPlan | None:
+    """The stateful plan of a causal SEANet encoder / decoder, or None (stream by windows)."""
+    module = codec.encoder if part == "encoder" else codec.decoder
+    if not codec.cfg.causal or not isinstance(module, (Encoder, Decoder)):
+        return None  # a centred conv or an STFT / iSTFT model: overlapping windows
+    return StreamingPlan(codec, part)
+
+
 # ------------------------------------------------------------------------------------ reach
 def receptive_field(codec: Codec) -> dict[str, int]:
     """Frames of context each side that one frame of the encoder / decoder depends on.
@@ -466,9 +474,9 @@ class StreamEncoder:
         self.hop = codec.hop_length
         self.device = next(codec.parameters()).device
         self.norm = _Normalizer(codec, gain)
-        self.causal = codec.cfg.causal
-        if self.causal:
-            self.plan = StreamingPlan(codec, "encoder")
+        self.plan = _stateful_plan(codec, "encoder")
+        self.causal = self.plan is not None
+        if self.plan is not None:
             self.states = self.plan.init_states(self.device)
         else:
             reach = receptive_field(codec)
@@ -604,9 +612,9 @@ class StreamDecoder:
         kind = codec.normalization if normalization is None else normalization
         frames = codec.cfg.norm_block_frames if block_frames is None else block_frames
         self.denorm = _Denormalizer(codec, kind, gain, frames)
-        self.causal = codec.cfg.causal
-        if self.causal:
-            self.plan = StreamingPlan(codec, "decoder")
+        self.plan = _stateful_plan(codec, "decoder")
+        self.causal = self.plan is not None
+        if self.plan is not None:
             self.states = self.plan.init_states(self.device)
         else:
             reach = receptive_field(codec)
@@ -635,7 +643,7 @@ class StreamDecoder:
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or codes.shape[0] > self.codec.max_n_q:
             raise CodecError(f"codes must be (n_q <= {self.codec.max_n_q}, frames)")
-        if codes.size and (codes.min() < 0 or codes.max() >= self.codec.codebook_size):
+        if codes.size and (codes.min() < 0 or codes.max() >= self.codec.num_codes):
             raise CodecError("codes out of range for this model's codebook size")
         k = codes.shape[1]
         self.denorm.add(np.asarray(gains).reshape(-1), self.frames_in, k)
@@ -700,9 +708,7 @@ class StreamDecoder:
 
 def algorithmic_latency(codec: Codec) -> float:
     """Seconds from a sample entering the encoder until the decoder can output it (worst case
-    over the samples of a frame): one frame for a causal model, plus the right context of the
-    encoder and decoder windows for a non-causal one."""
-    if codec.cfg.causal:
-        return codec.hop_length / codec.sample_rate
+    over the samples of a frame): one frame, plus the look-ahead (right context) of the encoder
+    and the decoder, which is zero for a causal model."""
     r = receptive_field(codec)
     return (1 + r["encoder_right"] + r["decoder_right"]) * codec.hop_length / codec.sample_rate

@@ -1,1 +1,1 @@
-"""GAN training: the step loop, checkpoints and resume, health monitoring and the collapse guard."""
+"""GAN training: the loop (`trainer`), validation, the collapse guard, checkpoints and rollback."""

@@ -9,7 +9,11 @@ Failure modes it detects (each tested by inducing it, see tests/test_guard.py):
 - the discriminator overpowering the generator: D loss below `min_d_loss` for
   `d_loss_patience` steps in a row;
 - codebook collapse: the first codebook using less than `min_codebook_usage` of its codes on
-  the validation set.
+  the validation set, or any codebook's validation perplexity below `min_perplexity` x its
+  number of codes;
+- codebook churn: any codebook re-seeding more than `max_code_churn` of its codes per step
+  (mean over the interval since the previous validation): codes that never settle, which a
+  loss curve does not show (the first RVQ re-seeded 95 % of its codes on every step).
 
 The guard only decides; the trainer acts (warn, stop, or roll back to the last healthy
 checkpoint with lower learning rates) according to `GuardConfig.action`.
@@ -31,7 +35,7 @@ class GuardEvent:
     """One detected problem."""
 
     kind: str  # amplitude_low | amplitude_high | degrading | nonfinite | d_overpowering |
-    # codebook_collapse
+    # codebook_collapse | codebook_churn
     message: str
     step: int
 
@@ -49,10 +53,15 @@ class GuardState:
 class CollapseGuard:
     """Stateful detector; its state goes into checkpoints (plain JSON)."""
 
-    def __init__(self, cfg: GuardConfig):
+    def __init__(self, cfg: GuardConfig, num_codes: list[int] | None = None):
+        """Args:
+        cfg: thresholds and action.
+        num_codes: codes each quantizer stage can emit (for the perplexity floor).
+        """
         if cfg.action not in ACTIONS:
             raise ConfigError(f"train.guard.action must be one of {ACTIONS}, got '{cfg.action}'")
         self.cfg = cfg
+        self.num_codes = list(num_codes or [])
         self.state = GuardState()
 
     # ------------------------------------------------------------------ per step
@@ -125,8 +134,40 @@ class CollapseGuard:
                     step,
                 )
             )
+        events += self._codebook_events(step, metrics)
         st.history.append({"step": step, "events": [e.kind for e in events]})
         st.history = st.history[-50:]
+        return events
+
+    def _codebook_events(self, step: int, metrics: dict[str, float]) -> list[GuardEvent]:
+        """Collapse (perplexity floor) and churn (re-seeding rate) of every codebook."""
+        cfg, events = self.cfg, []
+        low, churn = [], []
+        for q, k in enumerate(self.num_codes):
+            perp = metrics.get(f"val/perplexity/q{q}")
+            if perp is not None and math.isfinite(perp) and perp < cfg.min_perplexity * k:
+                low.append(f"q{q} perplexity {perp:.1f}")
+            rate = metrics.get(f"val/replaced_per_step/q{q}")
+            if rate is not None and math.isfinite(rate) and rate > cfg.max_code_churn:
+                churn.append(f"q{q} {rate:.1%}")
+        if low:
+            events.append(
+                GuardEvent(
+                    "codebook_collapse",
+                    f"codebook collapse: {', '.join(low)} (below {cfg.min_perplexity:.0%} of "
+                    "its codes)",
+                    step,
+                )
+            )
+        if churn:
+            events.append(
+                GuardEvent(
+                    "codebook_churn",
+                    f"codebook churn: {', '.join(churn)} of the codes re-seeded per step "
+                    f"(above {cfg.max_code_churn:.0%})",
+                    step,
+                )
+            )
         return events
 
     def reset_trends(self) -> None:

@@ -7,15 +7,20 @@ One step (HiFi-GAN / DAC order):
    by the freshly updated discriminators (whose parameters are frozen for this pass).
 
 Around it: learning-rate schedules, gradient clipping, bf16 autocast on CUDA, gradient
-accumulation, non-finite skipping, validation with health metrics, the collapse guard, atomic
-checkpoints with exact resume, cost accounting, TensorBoard and metrics.jsonl.
+accumulation, non-finite skipping, cost accounting, TensorBoard and metrics.jsonl. The rest is
+in its own module: validation (`validation.py`), the checkpoint and rollback policy
+(`rollback.py`, on the format of `checkpoints.py`), Ctrl-C (`signals.py`), the collapse guard
+(`guard.py`), the data position (`data.infinite_batches`).
+
+Longer than ~500 lines on purpose: `Trainer` is the one object that holds a run's state
+(models, optimizers, data position, bookkeeping) and each method is one short stage of the
+loop; `train()` itself fits on one screen. Splitting the class would only pass that state around.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -28,20 +33,18 @@ from torch import nn
 
 from .. import losses as L
 from ..config import Config, to_yaml
+from ..data import build_datasets, infinite_batches
 from ..errors import TrainingError
 from ..model.codec import Codec, CodecOutput
 from ..model.discriminators import Discriminators
-from .checkpoints import (
-    export_best,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-)
+from .checkpoints import latest_checkpoint, list_checkpoints
 from .distributed import DistInfo, barrier, broadcast_int, init_distributed
 from .guard import CollapseGuard, GuardEvent
 from .logging import MetricsLog, TensorBoard
+from .rollback import RunCheckpoints
 from .schedules import lr_factor
+from .signals import StopRequest
+from .validation import health_line, validate
 
 # decisions broadcast from rank 0 each step
 _CONTINUE, _SAVE_AND_STOP, _ROLLBACK, _GUARD_STOP = 0, 1, 2, 3
@@ -77,6 +80,15 @@ def _finite(*values: torch.Tensor | float) -> bool:
     return all(math.isfinite(float(v)) for v in values)
 
 
+@dataclass
+class _Clock:
+    """Wall-clock bookkeeping of the loop: the last step's end and the throughput window."""
+
+    last: float
+    window_start: float
+    window_steps: int = 0
+
+
 class Trainer:
     """Trains a `Codec` (and its discriminators) into a run folder.
 
@@ -106,12 +118,11 @@ class Trainer:
         tensorboard: bool = True,
         log: Callable[[str], None] = print,
     ):
-        from ..data import build_datasets
-
         self.cfg = config
         self.run_dir = Path(run_dir)
         self.dist: DistInfo = init_distributed()
         self.log_fn = log
+        self._bar = None  # the progress bar while training
         self.cost_per_hour, self.currency = cost_per_hour, currency
         self.time_budget_s = time_budget_s
         self.progress = progress and self.dist.is_main
@@ -200,16 +211,20 @@ class Trainer:
         self.last_val: dict = {}
         self.metrics = MetricsLog(self.run_dir, enabled=self.dist.is_main)
         self.tb = TensorBoard(self.run_dir / "tb", enabled=tensorboard and self.dist.is_main)
-        self._stop_requested = False
+        optimizers = {"g": self.g_opt} | ({"d": self.d_opt} if self.d_opt is not None else {})
+        self.checkpoints = RunCheckpoints(
+            self.run_dir, self.codec, self.disc, optimizers, self.guard, self.balancer, tc
+        )
+        self.stop = StopRequest()
         if resume and latest_checkpoint(self.run_dir) is not None:
-            self._restore(latest_checkpoint(self.run_dir), restore_rng=True)
+            self.checkpoints.restore(latest_checkpoint(self.run_dir), self.state, restore_rng=True)
             self.metrics.truncate_after(self.state["step"])
             self._event("resume", f"resumed from step {self.state['step']}")
 
     # ------------------------------------------------------------------ setup helpers
     def log(self, msg: str) -> None:
         if self.dist.is_main:
-            if self.progress and getattr(self, "_bar", None) is not None:
+            if self.progress and self._bar is not None:
                 self._bar.write(msg)
             else:
                 self.log_fn(msg)
@@ -253,10 +268,16 @@ class Trainer:
         rec = self.metrics.write("event", self.state["step"], event=event, message=message)
         self.events.append(rec)
 
+    def _cost(self, seconds: float) -> float | None:
+        return None if self.cost_per_hour is None else self.cost_per_hour * seconds / 3600
+
+    def _global_batch(self) -> tuple[int, float]:
+        """(items per optimizer step over all ranks, seconds per item)."""
+        gb = self.cfg.data.batch_size * self.cfg.train.grad_accum * self.dist.world_size
+        return gb, self.cfg.data.segment_seconds
+
     # ------------------------------------------------------------------ data
     def _batches(self) -> Iterator[torch.Tensor]:
-        from ..data import infinite_batches
-
         it = infinite_batches(
             self.train_ds,
             self.cfg.data,
@@ -307,44 +328,69 @@ class Trainer:
 
     def train_step(self, xs: list[torch.Tensor]) -> dict[str, float]:
         """One optimizer step of D then G over `xs` (micro-batches). Returns logged values."""
-        tc, lc = self.cfg.train, self.cfg.loss
-        n = len(xs)
         self.g_model.train()
         self._set_lr()
         logs: dict[str, float] = {}
         with self._autocast():
             outs = [self.g_model(x) for x in xs]
         adversarial = self._adversarial_on()
-        finite = True
 
         # 1) discriminator on real vs detached fake
-        d_loss_value = None
-        if adversarial and self.state["step"] % tc.d_update_every == 0:
-            self.d_model.train()
-            self.d_opt.zero_grad(set_to_none=True)
-            d_total = 0.0
-            for x, out in zip(xs, outs):
-                with self._autocast():
-                    real = self.d_model(x)
-                    fake = self.d_model(out.audio.detach())
-                loss_d = L.discriminator_loss(
-                    [r.logits.float() for r in real],
-                    [f.logits.float() for f in fake],
-                    lc.adversarial,
-                    reduction=lc.gan_reduction,
-                )
-                (loss_d / n).backward()
-                d_total += float(loss_d.detach()) / n
-            d_norm = torch.nn.utils.clip_grad_norm_(self.disc.parameters(), tc.d_optim.grad_clip)
-            logs["loss/d"], logs["grad_norm/d"] = d_total, float(d_norm)
-            if _finite(d_total, d_norm):
-                self.d_opt.step()
-                d_loss_value = d_total
-            else:
-                finite = False
-                self.d_opt.zero_grad(set_to_none=True)
+        d_loss_value, finite = None, True
+        if adversarial and self.state["step"] % self.cfg.train.d_update_every == 0:
+            d_loss_value = self._discriminator_step(xs, outs, logs)
+            finite = d_loss_value is not None
 
         # 2) generator against the updated (frozen) discriminator
+        finite = self._generator_step(xs, outs, adversarial, finite, logs)
+        logs["lr/g"] = self.g_opt.param_groups[0]["lr"]
+        if self.d_opt is not None:
+            logs["lr/d"] = self.d_opt.param_groups[0]["lr"]
+        logs["perplexity/q0"] = float(outs[0].perplexity[0])
+        logs["finite"] = float(finite)
+        logs["_d_loss"] = d_loss_value  # type: ignore[assignment]
+        return logs
+
+    def _discriminator_step(
+        self, xs: list[torch.Tensor], outs: list[CodecOutput], logs: dict[str, float]
+    ) -> float | None:
+        """Update D on real `xs` vs the detached `outs`; its loss, or None if non-finite."""
+        tc, lc = self.cfg.train, self.cfg.loss
+        n = len(xs)
+        self.d_model.train()
+        self.d_opt.zero_grad(set_to_none=True)
+        d_total = 0.0
+        for x, out in zip(xs, outs):
+            with self._autocast():
+                real = self.d_model(x)
+                fake = self.d_model(out.audio.detach())
+            loss_d = L.discriminator_loss(
+                [r.logits.float() for r in real],
+                [f.logits.float() for f in fake],
+                lc.adversarial,
+                reduction=lc.gan_reduction,
+            )
+            (loss_d / n).backward()
+            d_total += float(loss_d.detach()) / n
+        d_norm = torch.nn.utils.clip_grad_norm_(self.disc.parameters(), tc.d_optim.grad_clip)
+        logs["loss/d"], logs["grad_norm/d"] = d_total, float(d_norm)
+        if _finite(d_total, d_norm):
+            self.d_opt.step()
+            return d_total
+        self.d_opt.zero_grad(set_to_none=True)
+        return None
+
+    def _generator_step(
+        self,
+        xs: list[torch.Tensor],
+        outs: list[CodecOutput],
+        adversarial: bool,
+        finite: bool,
+        logs: dict[str, float],
+    ) -> bool:
+        """Update G on all its loss terms; False (and no update) if anything was non-finite."""
+        tc, lc = self.cfg.train, self.cfg.loss
+        n = len(xs)
         if self.disc is not None:
             self.disc.requires_grad_(False)
         self.g_opt.zero_grad(set_to_none=True)
@@ -379,143 +425,121 @@ class Trainer:
         logs["grad_norm/g"] = float(g_norm)
         if finite and _finite(g_norm):
             self.g_opt.step()
+            return True
+        self.g_opt.zero_grad(set_to_none=True)
+        return False
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, max_steps: int | None = None) -> TrainResult:
+        """Train until `max_steps` (default `train.max_steps`), the time budget, SIGINT or guard."""
+        tc = self.cfg.train
+        max_steps = tc.max_steps if max_steps is None else max_steps
+        reason = "max_steps"
+        with self.stop:  # the first Ctrl-C stops after this step, with a checkpoint
+            self._start()
+            batches = self._batches()
+            self._bar = self._progress_bar(max_steps)
+            clock = _Clock(time.time(), time.time())
+            try:
+                while self.state["step"] < max_steps:
+                    stop, reason = self._should_stop(reason)
+                    if stop:
+                        break
+                    xs = [
+                        next(batches).to(self.device, non_blocking=True)
+                        for _ in range(tc.grad_accum)
+                    ]
+                    logs = self.train_step(xs)
+                    d_loss, finite = logs.pop("_d_loss"), bool(logs.pop("finite"))
+                    self._count_step(finite, clock)
+                    decision = self._guard_decision(d_loss)
+                    if finite:
+                        self._log_step(logs, max_steps, clock)
+                    decision = self._validate_or_checkpoint(decision, finite)
+                    decision = broadcast_int(decision, self.dist, self.device)
+                    if decision == _ROLLBACK:
+                        if self._rollback():
+                            batches = self._batches()
+                            continue
+                        decision = _GUARD_STOP
+                    if decision == _GUARD_STOP:
+                        reason = self._guard_stop()
+                        break
+            finally:
+                if self._bar is not None:
+                    self._bar.close()
+                self._bar = None
+        return self._finish(reason)
+
+    def _start(self) -> None:
+        """Log what is trained, and checkpoint step 0 (the rollback target of last resort)."""
+        gb, seg = self._global_batch()
+        self.log(
+            f"training {self.cfg.name}: codec {self.codec.num_parameters() / 1e6:.2f} M params"
+            + (
+                f", discriminators {sum(p.numel() for p in self.disc.parameters()) / 1e6:.2f} M"
+                if self.disc is not None
+                else ""
+            )
+            + f", global batch {gb} x {seg:g} s on {device_name(self.device)}"
+            + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
+        )
+        if self.state["step"] == 0 and not list_checkpoints(self.run_dir):
+            if self.dist.is_main:
+                self.checkpoints.save(self.state, healthy=True)
+            barrier(self.dist)
+
+    def _progress_bar(self, max_steps: int):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=max_steps, initial=self.state["step"], unit="step", dynamic_ncols=True)
+
+    def _should_stop(self, reason: str) -> tuple[bool, str]:
+        """Ctrl-C or the time budget: rank 0 decides, so every rank stops at the same step."""
+        decision = _CONTINUE
+        if self.stop.requested:
+            decision, reason = _SAVE_AND_STOP, "interrupted"
+        if self.time_budget_s is not None and self.state["train_seconds"] >= self.time_budget_s:
+            decision, reason = _SAVE_AND_STOP, "time_budget"
+        decision = broadcast_int(decision, self.dist, self.device)
+        if decision == _SAVE_AND_STOP:
+            return True, reason if self.dist.is_main else "stopped"
+        return False, reason
+
+    def _count_step(self, finite: bool, clock: _Clock) -> None:
+        """Advance the step, training time and audio seen; count a skipped non-finite update."""
+        gb, seg = self._global_batch()
+        now = time.time()
+        self.state["train_seconds"] += now - clock.last
+        clock.last = now
+        if finite:
+            self.nonfinite_streak = 0
+            self.state["step"] += 1
+            self.state["audio_seconds"] += gb * seg
+            clock.window_steps += 1
         else:
-            finite = False
-            self.g_opt.zero_grad(set_to_none=True)
-        logs["lr/g"] = self.g_opt.param_groups[0]["lr"]
-        if self.d_opt is not None:
-            logs["lr/d"] = self.d_opt.param_groups[0]["lr"]
-        logs["perplexity/q0"] = float(outs[0].perplexity[0])
-        logs["finite"] = float(finite)
-        logs["_d_loss"] = d_loss_value  # type: ignore[assignment]
-        return logs
+            self.nonfinite_streak += 1
+            self.state["nonfinite_total"] += 1
+            self._event(
+                "nonfinite",
+                f"non-finite loss or gradient; update skipped ({self.nonfinite_streak} in a row)",
+            )
 
-    # ------------------------------------------------------------------ validation
-    @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Health metrics on the held-out set at the model's full bitrate."""
-        from .. import metrics as M
-
-        codec = self.codec
-        codec.eval()
-        if self.disc is not None:
-            self.disc.eval()
-        k = codec.codebook_size
-        counts = torch.zeros(codec.max_n_q, k, dtype=torch.long)
-        vals: dict[str, list[float]] = {}
-        d_real_ok, d_fake_ok, d_total = 0, 0, 0
-        threshold = {"lsgan": 0.5}.get(self.cfg.loss.adversarial, 0.0)
-        samples = []
-        n_items = min(len(self.val_ds), self.cfg.data.val_max_files)
-        for i in range(n_items):
-            x = self.val_ds[i].to(self.device).view(1, 1, -1)
-            with self._autocast():
-                out = codec(x)
-            y = out.audio.float()
-            for c in range(out.codes.shape[1]):
-                counts[c] += torch.bincount(out.codes[0, c].cpu(), minlength=k)
-            xs, ys = x.view(-1).cpu(), y.view(-1).cpu()
-            for name, fn in (
-                ("snr", M.snr),
-                ("sisdr", M.si_sdr),
-                ("amplitude_ratio", M.amplitude_ratio),
-                ("mel_distance", M.mel_distance),
-            ):
-                vals.setdefault(name, []).append(float(fn(ys, xs)))
-            if self.cfg.train.val_pesq:
-                p = M.pesq_wb(ys.numpy(), xs.numpy(), codec.sample_rate)
-                if p is not None:
-                    vals.setdefault("pesq", []).append(float(p))
-            if self.disc is not None:
-                with self._autocast():
-                    real, fake = self.disc(x), self.disc(out.audio)
-                for r, f in zip(real, fake):
-                    d_real_ok += int(float(r.logits.float().mean()) > threshold)
-                    d_fake_ok += int(float(f.logits.float().mean()) <= threshold)
-                    d_total += 1
-            if len(samples) < self.cfg.train.audio_samples:
-                samples.append((xs, ys))
-        result = {f"val/{k_}": float(np.mean(v)) for k_, v in vals.items()}
-        cs = codec.quantizer.codebooks
-        for q in range(codec.max_n_q):
-            c = counts[q].float()
-            if c.sum() > 0:
-                p = c / c.sum()
-                result[f"val/perplexity/q{q}"] = float(torch.exp(-(p * torch.log(p + 1e-10)).sum()))
-                result[f"val/usage/q{q}"] = float((c > 0).float().mean())
-            dead = cs[q].cluster_size < self.cfg.model.quantizer.dead_code_threshold
-            result[f"val/dead_codes/q{q}"] = int(dead.sum())
-        if d_total:
-            result["val/d_acc_real"] = d_real_ok / d_total
-            result["val/d_acc_fake"] = d_fake_ok / d_total
+    def _guard_decision(self, d_loss: float | None) -> int:
+        """The guard's view of this step (D overpowering, non-finite streaks) as a decision."""
+        tc = self.cfg.train
         step = self.state["step"]
-        for j, (xs, ys) in enumerate(samples):
-            self.tb.audio(f"val/{j}/input", xs, step, codec.sample_rate)
-            self.tb.audio(f"val/{j}/reconstruction", ys, step, codec.sample_rate)
-            if j == 0:
-                self.tb.spectrograms("val/spectrogram", xs, ys, step)
-        return result
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save(self, healthy: bool | None = None) -> Path:
-        step = self.state["step"]
-        if healthy is not None:
-            self.state["healthy"] = healthy
-            if healthy:
-                self.state["last_healthy"] = f"step_{step:08d}"
-        state = dict(self.state)
-        state["guard"] = self.guard.state_dict()
-        state["balancer"] = self.balancer.state_dict() if self.balancer is not None else None
-        optimizers = {"g": self.g_opt} | ({"d": self.d_opt} if self.d_opt is not None else {})
-        protect = {state["last_healthy"]} if state["last_healthy"] else set()
-        if state.get("best_step") is not None:
-            protect.add(f"step_{state['best_step']:08d}")
-        return save_checkpoint(
-            self.run_dir,
-            step,
-            self.codec,
-            self.disc,
-            optimizers,
-            state,
-            self.cfg.train.keep_last,
-            protect,
-        )
-
-    def _restore(self, path: Path, restore_rng: bool) -> None:
-        optimizers = {"g": self.g_opt} | ({"d": self.d_opt} if self.d_opt is not None else {})
-        state = load_checkpoint(path, self.codec, self.disc, optimizers, restore_rng)
-        self.guard.load_state_dict(state.pop("guard"))
-        balancer_state = state.pop("balancer")
-        if self.balancer is not None and balancer_state is not None:
-            self.balancer.load_state_dict(balancer_state)
-        state.pop("optimizers", None)
-        state.pop("rng", None)
-        self.state.update(state)
-
-    def _rollback(self) -> bool:
-        """Return to the last healthy checkpoint with lower learning rates; False if impossible."""
-        gc = self.cfg.train.guard
-        target = self.state.get("last_healthy")
-        if target is None or self.state["rollbacks"] >= gc.max_rollbacks:
-            return False
-        path = self.run_dir / "checkpoints" / target
-        if not path.exists():
-            return False
-        rollbacks, scale = self.state["rollbacks"] + 1, self.state["lr_scale"] * gc.lr_factor
-        seconds, audio = self.state["train_seconds"], self.state["audio_seconds"]
-        self._restore(path, restore_rng=False)
-        self.state.update(
-            rollbacks=rollbacks, lr_scale=scale, train_seconds=seconds, audio_seconds=audio
-        )
-        self.guard.reset_trends()
-        self.nonfinite_streak = 0
-        return True
-
-    # ------------------------------------------------------------------ main loop
-    def _on_sigint(self, signum, frame) -> None:  # noqa: ARG002
-        if self._stop_requested:
-            raise KeyboardInterrupt
-        self._stop_requested = True
+        events = self.guard.observe_step(step, d_loss)
+        if self.nonfinite_streak >= tc.max_nonfinite:
+            events.append(self.guard.nonfinite(step, self.nonfinite_streak))
+            if tc.guard.action == "warn":  # NaNs cannot be trained through
+                events[-1].message += "; stopping"
+        decision = self._act(events) if self.dist.is_main else _CONTINUE
+        if self.nonfinite_streak >= tc.max_nonfinite and decision == _CONTINUE:
+            decision = _GUARD_STOP
+        return decision
 
     def _act(self, events: list[GuardEvent]) -> int:
         """Turn guard events into a decision according to the configured action."""
@@ -530,153 +554,71 @@ class Trainer:
             return _ROLLBACK
         return _CONTINUE
 
-    def _cost(self, seconds: float) -> float | None:
-        return None if self.cost_per_hour is None else self.cost_per_hour * seconds / 3600
-
-    def train(self, max_steps: int | None = None) -> TrainResult:
-        """Train until `max_steps` (default `train.max_steps`), the time budget, SIGINT or guard."""
-        tc = self.cfg.train
-        max_steps = tc.max_steps if max_steps is None else max_steps
-        prev_handler = None
-        try:
-            prev_handler = signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread
-            pass
-        reason = "max_steps"
-        gb = self.cfg.data.batch_size * tc.grad_accum * self.dist.world_size
-        seg = self.cfg.data.segment_seconds
-        self.log(
-            f"training {self.cfg.name}: codec {self.codec.num_parameters() / 1e6:.2f} M params"
-            + (
-                f", discriminators {sum(p.numel() for p in self.disc.parameters()) / 1e6:.2f} M"
-                if self.disc is not None
-                else ""
-            )
-            + f", global batch {gb} x {seg:g} s on {device_name(self.device)}"
-            + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
-        )
-        if self.state["step"] == 0 and not list_checkpoints(self.run_dir):
-            if self.dist.is_main:
-                self._save(healthy=True)  # the rollback target of last resort
-            barrier(self.dist)
-        batches = self._batches()
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=max_steps, initial=self.state["step"], unit="step", dynamic_ncols=True)
-        self._bar = bar
-        t_last = time.time()
-        window_start, window_steps = time.time(), 0
-        last_ckpt: Path | None = latest_checkpoint(self.run_dir)
-        try:
-            while self.state["step"] < max_steps:
-                decision = _CONTINUE
-                if self._stop_requested:
-                    decision, reason = _SAVE_AND_STOP, "interrupted"
-                if (
-                    self.time_budget_s is not None
-                    and self.state["train_seconds"] >= self.time_budget_s
-                ):
-                    decision, reason = _SAVE_AND_STOP, "time_budget"
-                decision = broadcast_int(decision, self.dist, self.device)
-                if decision == _SAVE_AND_STOP:
-                    reason = reason if self.dist.is_main else "stopped"
-                    break
-                xs = [
-                    next(batches).to(self.device, non_blocking=True) for _ in range(tc.grad_accum)
-                ]
-                logs = self.train_step(xs)
-                d_loss = logs.pop("_d_loss")
-                finite = bool(logs.pop("finite"))
-                now = time.time()
-                self.state["train_seconds"] += now - t_last
-                t_last = now
-                if finite:
-                    self.nonfinite_streak = 0
-                    self.state["step"] += 1
-                    self.state["audio_seconds"] += gb * seg
-                    window_steps += 1
-                else:
-                    self.nonfinite_streak += 1
-                    self.state["nonfinite_total"] += 1
-                    self._event(
-                        "nonfinite",
-                        "non-finite loss or gradient; update skipped "
-                        f"({self.nonfinite_streak} in a row)",
-                    )
-                step = self.state["step"]
-                events = self.guard.observe_step(step, d_loss)
-                if self.nonfinite_streak >= tc.max_nonfinite:
-                    events.append(self.guard.nonfinite(step, self.nonfinite_streak))
-                    if tc.guard.action == "warn":  # NaNs cannot be trained through
-                        events[-1].message += "; stopping"
-                decision = self._act(events) if self.dist.is_main else _CONTINUE
-                if self.nonfinite_streak >= tc.max_nonfinite and decision == _CONTINUE:
-                    decision = _GUARD_STOP
-                if finite and step % tc.log_every == 0 and self.dist.is_main:
-                    elapsed = max(1e-9, time.time() - window_start)
-                    sps = window_steps / elapsed
-                    logs["steps_per_s"] = sps
-                    logs["audio_seconds_per_s"] = sps * gb * seg
-                    logs["audio_hours"] = self.state["audio_seconds"] / 3600
-                    logs["wall_seconds"] = self.state["train_seconds"]
-                    cost = self._cost(self.state["train_seconds"])
-                    if cost is not None:
-                        logs["cost"] = cost
-                        logs["cost_projected"] = cost / max(1, step) * max_steps
-                    self.metrics.write("train", step, **logs)
-                    self.tb.scalars(logs, step)
-                    window_start, window_steps = time.time(), 0
-                    if bar is not None:
-                        post = {
-                            k.split("/")[-1]: f"{v:.3g}"
-                            for k, v in logs.items()
-                            if k.startswith("loss/")
-                        }
-                        post["it/s"] = f"{sps:.2f}"
-                        if cost is not None:
-                            post["cost"] = f"{cost:.1f} {self.currency}"
-                        bar.set_postfix(post, refresh=False)
-                if bar is not None and finite:
-                    bar.update(1)
-                if decision == _CONTINUE and finite and step % tc.val_every == 0:
-                    decision = self._validate_and_checkpoint()
-                elif (
-                    decision == _CONTINUE
-                    and finite
-                    and step % tc.ckpt_every == 0
-                    and self.dist.is_main
-                ):
-                    last_ckpt = self._save()
-                decision = broadcast_int(decision, self.dist, self.device)
-                if decision == _ROLLBACK:
-                    ok = self._rollback()
-                    if ok:
-                        self._event(
-                            "rollback",
-                            f"rolled back to {self.state['last_healthy']} with learning rates x"
-                            f"{self.state['lr_scale']:.3g}",
-                        )
-                        self.log(f"guard: rolled back to {self.state['last_healthy']}")
-                        batches = self._batches()
-                        if bar is not None:
-                            bar.n = self.state["step"]
-                        continue
-                    decision = _GUARD_STOP
-                if decision == _GUARD_STOP:
-                    reason = "nonfinite" if self.nonfinite_streak >= tc.max_nonfinite else "guard"
-                    if self.dist.is_main:
-                        self._event("stop", f"stopped by the collapse guard ({reason})")
-                    break
-        finally:
+    def _log_step(self, logs: dict[str, float], max_steps: int, clock: _Clock) -> None:
+        """Every `train.log_every` steps: metrics.jsonl, TensorBoard, the progress bar."""
+        step = self.state["step"]
+        bar = self._bar
+        if step % self.cfg.train.log_every == 0 and self.dist.is_main:
+            gb, seg = self._global_batch()
+            elapsed = max(1e-9, time.time() - clock.window_start)
+            sps = clock.window_steps / elapsed
+            logs["steps_per_s"] = sps
+            logs["audio_seconds_per_s"] = sps * gb * seg
+            logs["audio_hours"] = self.state["audio_seconds"] / 3600
+            logs["wall_seconds"] = self.state["train_seconds"]
+            cost = self._cost(self.state["train_seconds"])
+            if cost is not None:
+                logs["cost"] = cost
+                logs["cost_projected"] = cost / max(1, step) * max_steps
+            self.metrics.write("train", step, **logs)
+            self.tb.scalars(logs, step)
+            clock.window_start, clock.window_steps = time.time(), 0
             if bar is not None:
-                bar.close()
-            self._bar = None
-            if prev_handler is not None:
-                signal.signal(signal.SIGINT, prev_handler)
+                post = {
+                    k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if k.startswith("loss/")
+                }
+                post["it/s"] = f"{sps:.2f}"
+                if cost is not None:
+                    post["cost"] = f"{cost:.1f} {self.currency}"
+                bar.set_postfix(post, refresh=False)
+        if bar is not None:
+            bar.update(1)
+
+    def _validate_or_checkpoint(self, decision: int, finite: bool) -> int:
+        """Validate every `train.val_every` steps, else checkpoint every `train.ckpt_every`."""
+        tc, step = self.cfg.train, self.state["step"]
+        if decision == _CONTINUE and finite and step % tc.val_every == 0:
+            return self._validate_and_checkpoint()
+        if decision == _CONTINUE and finite and step % tc.ckpt_every == 0 and self.dist.is_main:
+            self.checkpoints.save(self.state)
+        return decision
+
+    def _rollback(self) -> bool:
+        """Roll back to the last healthy checkpoint (every rank); False if that is impossible."""
+        if not self.checkpoints.rollback(self.state):
+            return False
+        self.nonfinite_streak = 0
+        self._event(
+            "rollback",
+            f"rolled back to {self.state['last_healthy']} with learning rates x"
+            f"{self.state['lr_scale']:.3g}",
+        )
+        self.log(f"guard: rolled back to {self.state['last_healthy']}")
+        if self._bar is not None:
+            self._bar.n = self.state["step"]
+        return True
+
+    def _guard_stop(self) -> str:
+        """The stop reason when the guard (or a non-finite streak) ends the run."""
+        reason = "nonfinite" if self.nonfinite_streak >= self.cfg.train.max_nonfinite else "guard"
+        if self.dist.is_main:
+            self._event("stop", f"stopped by the collapse guard ({reason})")
+        return reason
+
+    def _finish(self, reason: str) -> TrainResult:
+        """Validate and checkpoint where the run stopped (unless just done), and report."""
         if reason in ("max_steps", "time_budget", "interrupted") and self.dist.is_main:
-            if self.state["step"] % tc.val_every != 0 or reason != "max_steps":
+            if self.state["step"] % self.cfg.train.val_every != 0 or reason != "max_steps":
                 self._validate_and_checkpoint()
         barrier(self.dist)
         last_ckpt = latest_checkpoint(self.run_dir)
@@ -696,6 +638,18 @@ class Trainer:
             events=self.events,
         )
 
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> dict[str, float]:
+        """Health metrics on the held-out set at the model's full bitrate (see `validation.py`)."""
+        result = validate(self.codec, self.disc, self.val_ds, self.cfg, self.device, self._autocast)
+        step = self.state["step"]
+        for j, (xs, ys) in enumerate(result.samples):
+            self.tb.audio(f"val/{j}/input", xs, step, self.codec.sample_rate)
+            self.tb.audio(f"val/{j}/reconstruction", ys, step, self.codec.sample_rate)
+            if j == 0:
+                self.tb.spectrograms("val/spectrogram", xs, ys, step)
+        return result.metrics
+
     def _validate_and_checkpoint(self) -> int:
         """Validate (rank 0), log the health line, checkpoint, update best; return a decision."""
         if not self.dist.is_main:
@@ -708,22 +662,7 @@ class Trainer:
         self.metrics.write("val", step, **val, health=health)
         self.tb.scalars(val, step)
         cost = self._cost(self.state["train_seconds"])
-        self.log(
-            f"step {step}: SNR {val.get('val/snr', float('nan')):.2f} dB, amplitude "
-            f"{val.get('val/amplitude_ratio', float('nan')):.2f}, mel distance "
-            f"{val.get('val/mel_distance', float('nan')):.3f}"
-            + (f", PESQ {val['val/pesq']:.2f}" if "val/pesq" in val else "")
-            + f", codebook-1 usage {val.get('val/usage/q0', 0):.0%}"
-            + (f", cost {cost:.1f} {self.currency}" if cost is not None else "")
-            + f" | {health}"
-        )
+        self.log(health_line(step, val, health, cost, self.currency))
         decision = self._act(events)
-        metric = val.get(f"val/{self.cfg.train.best_metric}")
-        best = self.state["best_value"]
-        is_best = not events and metric is not None and (best is None or metric < best)
-        if is_best:
-            self.state["best_value"], self.state["best_step"] = metric, step
-        ckpt = self._save(healthy=not events)
-        if is_best:
-            export_best(ckpt, self.run_dir)
+        self.checkpoints.save_validated(self.state, val, healthy=not events)
         return decision

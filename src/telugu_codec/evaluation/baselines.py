@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import resample
-from .errors import CodecError
-from .metrics import real_bitrate
+from ..audio import resample
+from ..errors import CodecError
+from ..metrics import real_bitrate
 
 OPUS_RATE = 16000
 CODEC2_RATE = 8000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import command
 from ..errors import TrainingError
+from . import command
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import load_config
-    from .trainer import Trainer
+    from ..train.trainer import Trainer
 
     if args.threads:
         import torch

@@ -1,0 +1,36 @@
+"""`telugu-codec demo`: a thin wrapper over `demo.run_demo`."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..demo import DEFAULT_DATA, run_demo
+from . import command
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/demo", help="demo folder (default runs/demo)")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="corpus with train/ and val/")
+    p.add_argument("--minutes", type=float, default=15.0, help="total time budget (default 15)")
+    p.add_argument("--config", default="tiny", help="preset to train (default tiny)")
+    p.add_argument("--max-steps", type=int, help="also stop training after this many steps")
+    p.add_argument("--fresh", action="store_true", help="delete a previous demo run first")
+    p.add_argument("--max-eval-files", type=int, help="evaluate on at most this many files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", help="dotted config overrides")
+
+
+@command("demo", "train, guard and evaluate a Telugu codec on the bundled corpus", _demo_args)
+def cmd_demo(args: argparse.Namespace) -> int:
+    run_demo(
+        out=args.out,
+        data=args.data,
+        minutes=args.minutes,
+        config=args.config,
+        max_steps=args.max_steps,
+        fresh=args.fresh,
+        max_eval_files=args.max_eval_files,
+        overrides=args.overrides,
+        progress=not args.no_progress,
+    )
+    return 0

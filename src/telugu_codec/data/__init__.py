@@ -1,0 +1,49 @@
+"""Data pipeline: corpus discovery, a cached validity scan, train/val split, crops and loaders.
+
+`build_datasets` is the entry point (see docs/data.md); the steps, one module each:
+
+- `corpora`: which audio files a folder, manifest or corpus layout (SLR66, IndicTTS, Common
+  Voice) holds;
+- `scan`: every file read once (rate, channels, length, NaN/Inf, clipping, level), the result
+  cached; unusable files skipped and counted by reason, convertible ones converted on the fly;
+- `split`: the deterministic train/validation split (manifest column, path or speaker hash);
+- `datasets`: training crops as a pure function of (seed, epoch, index), validation items;
+- `loaders`: the epoch order per rank (resumable mid-epoch) and the loaders;
+- `report`: `DataReport`, what was found, skipped and converted;
+- `build`: `build_datasets`, the steps above in order.
+"""
+
+from __future__ import annotations
+
+from .build import build_datasets
+from .corpora import AudioItem, Corpus, discover, list_audio_files, read_manifest
+from .datasets import TrainDataset, ValDataset, loudness_normalize, read_span
+from .loaders import EpochSampler, infinite_batches, make_train_loader, make_val_loader
+from .report import DataReport
+from .scan import CheckedFiles, FileStats, ScanEntry, check_files, scan_files
+from .split import hash_split, split_entries
+
+__all__ = [
+    "AudioItem",
+    "CheckedFiles",
+    "Corpus",
+    "DataReport",
+    "EpochSampler",
+    "FileStats",
+    "ScanEntry",
+    "TrainDataset",
+    "ValDataset",
+    "build_datasets",
+    "check_files",
+    "discover",
+    "hash_split",
+    "infinite_batches",
+    "list_audio_files",
+    "loudness_normalize",
+    "make_train_loader",
+    "make_val_loader",
+    "read_manifest",
+    "read_span",
+    "scan_files",
+    "split_entries",
+]

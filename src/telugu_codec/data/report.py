@@ -1,0 +1,78 @@
+"""`DataReport`: what `build_datasets` found and did, and its summary for the training log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+N_EXAMPLES = 5  # paths kept per skip/convert reason
+
+
+@dataclass
+class DataReport:
+    """What `build_datasets` found and did.
+
+    Attributes:
+        source: the training data argument.
+        layout: how it was read (folder, manifest, slr66, indictts, commonvoice, file).
+        split: how validation was chosen: ``hash``, ``speaker-hash``, ``manifest``,
+            ``val_data`` or ``none``.
+        n_found: files listed (training source plus validation source).
+        n_usable: files that passed the checks.
+        n_train: files in the training set.
+        n_val: files in the validation set (at most cfg.val_max_files).
+        n_held_out: files kept out of training for validation (>= n_val).
+        hours_train: audio in the training set.
+        hours_val: audio in the validation files (whole files, before centre cropping).
+        speakers_train: distinct known speakers in training (0 when unknown).
+        speakers_val: distinct known speakers in validation.
+        skipped: reason -> number of files skipped.
+        skipped_examples: reason -> the first few skipped paths.
+        converted: conversion -> number of files converted on the fly.
+        converted_examples: conversion -> the first few paths.
+        cache_files: the scan caches used.
+    """
+
+    source: str
+    layout: str
+    split: str
+    n_found: int
+    n_usable: int
+    n_train: int
+    n_val: int
+    n_held_out: int
+    hours_train: float
+    hours_val: float
+    speakers_train: int
+    speakers_val: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    converted: dict[str, int] = field(default_factory=dict)
+    converted_examples: dict[str, list[str]] = field(default_factory=dict)
+    cache_files: list[str] = field(default_factory=list)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        """A few human-readable lines for the training log."""
+        lines = [
+            f"data: {self.source} ({self.layout}): {self.n_found} files, {self.n_usable} usable; "
+            f"train {self.n_train} files / {self.hours_train:.2f} h, "
+            f"val {self.n_val} files / {self.hours_val:.2f} h (split: {self.split})"
+        ]
+        if self.speakers_train or self.speakers_val:
+            lines.append(f"  speakers: {self.speakers_train} train, {self.speakers_val} val")
+        for title, counts, examples in (
+            ("skipped", self.skipped, self.skipped_examples),
+            ("converted", self.converted, self.converted_examples),
+        ):
+            for reason, count in sorted(counts.items()):
+                shown = ", ".join(examples.get(reason, [])[:3])
+                lines.append(f"  {title} {count} ({reason}): {shown}")
+        if self.converted.get("upsampled_low_rate"):
+            lines.append(
+                "  note: upsampled files have no content above their old Nyquist frequency; "
+                "set data.min_sample_rate to skip them"
+            )
+        return "\n".join(lines)

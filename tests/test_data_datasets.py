@@ -1,0 +1,72 @@
+"""data/datasets.py: training crops and validation items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from telugu_codec.audio import db_rms
+from telugu_codec.data import build_datasets
+
+from .data_helpers import SR, make_folder, noise, quiet, small_cfg, write
+
+
+def test_crops_are_deterministic_per_seed_epoch_index_and_normalised(tmp_path):
+    make_folder(tmp_path, 4, seconds=3.0)
+    cfg = small_cfg(val_fraction=0.0, segment_seconds=0.5)
+    train, _, _ = build_datasets(tmp_path, cfg, SR, log=quiet)
+    a = train[(7, 3, 1)]
+    assert a.shape == (1, 8000) and a.dtype == torch.float32
+    assert torch.equal(a, train[(7, 3, 1)])
+    assert not torch.equal(a, train[(7, 4, 1)])  # another epoch, another crop
+    assert not torch.equal(a, train[(8, 3, 1)])  # another seed, another crop
+    assert abs(db_rms(a[0].numpy()) - cfg.normalize_db) < 0.1
+
+
+def test_short_files_are_zero_padded(tmp_path):
+    write(tmp_path / "short.wav", np.abs(noise(0.3)) + 0.05)  # no zero samples in the audio
+    write(tmp_path / "long.wav", noise(2.0))
+    train, _, _ = build_datasets(
+        tmp_path, small_cfg(val_fraction=0.0, segment_seconds=1.0), SR, log=quiet
+    )
+    i = [Path(p).name for p in train.paths].index("short.wav")
+    for epoch in range(3):
+        x = train.crop(i, epoch)[0].numpy()
+        nz = np.flatnonzero(x)
+        assert x.shape == (SR,) and len(nz) == int(0.3 * SR)
+        assert nz[-1] - nz[0] + 1 == len(nz)  # one contiguous stretch of audio
+
+
+def test_near_silent_crops_are_redrawn(tmp_path):
+    # 10 s of near-silence (-80 dBFS) with 3 s of loud audio in the middle
+    x = noise(10.0, level_db=-80.0)
+    x[int(3.5 * SR) : int(6.5 * SR)] = noise(3.0, seed=1, level_db=-12.0)
+    write(tmp_path / "mostly_quiet.wav", x, subtype="FLOAT")
+    write(tmp_path / "other.wav", noise(2.0))
+    levels = {}
+    for retries in (0, 20):
+        cfg = small_cfg(val_fraction=0.0, segment_seconds=1.0, silence_retries=retries)
+        train, _, _ = build_datasets(tmp_path, cfg, SR, log=quiet)
+        i = [Path(p).name for p in train.paths].index("mostly_quiet.wav")
+        # a silent crop stays far below the target even after the capped normalisation gain
+        levels[retries] = [db_rms(train.crop(i, epoch)[0].numpy()) for epoch in range(12)]
+    assert min(levels[0]) < -40  # without re-draws some crops are near-silent
+    assert min(levels[20]) > -40
+
+
+def test_val_items_are_centre_crops_or_whole_files(tmp_path):
+    make_folder(tmp_path / "train", 2)
+    long = noise(8.0, seed=3)
+    write(tmp_path / "val" / "long.wav", long, subtype="FLOAT")
+    write(tmp_path / "val" / "short.wav", noise(1.5, seed=4), subtype="FLOAT")
+    cfg = small_cfg(val_max_seconds=2.0)
+    _, val, _ = build_datasets(tmp_path / "train", cfg, SR, val_data=tmp_path / "val", log=quiet)
+    items = {Path(p).name: val[i] for i, p in enumerate(val.paths)}
+    assert items["short.wav"].shape == (1, int(1.5 * SR))
+    got = items["long.wav"][0].numpy()
+    centre = long[3 * SR : 5 * SR]
+    assert got.shape == centre.shape
+    np.testing.assert_allclose(got / np.std(got), centre / np.std(centre), atol=1e-4)
+    assert torch.equal(val[0], val[0])
