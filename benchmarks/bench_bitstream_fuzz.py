@@ -7,7 +7,8 @@ valid prefix. Through the CLI (`decode` in process via `cli.main`, plus some as 
 damaged files of a real encoding, decoded with the tiny model that wrote them.
 
 Outcomes: `error` (a one-line BitstreamError / CodecError), `exact` (decodes to the original),
-`prefix` (a cut stream: an exact prefix of the original's packets, with a warning). Anything
+`prefix` (a cut stream: an exact prefix of the original's packets, with a warning),
+`unchanged` (the mutation left the bytes as they were, e.g. a field set to its own value). Anything
 else is a failure: `traceback` (another exception), `different` (decodes to something else),
 `multiline` (an error message of several lines), `nan` (non-finite audio), `long` (more audio
 than the original).
@@ -110,7 +111,9 @@ def same(a: EncodedAudio, b: EncodedAudio) -> bool:
     return ok
 
 
-def classify(data: bytes, enc: EncodedAudio) -> str:
+def classify(data: bytes, enc: EncodedAudio, original: bytes) -> str:
+    if data == original:
+        return "unchanged"  # e.g. a field set to the value it had: counted, not judged
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -142,17 +145,18 @@ def fuzz_files(cases: int, version: int, seed: int) -> collections.Counter:
         if exhaustive < 3 and len(data) < 600:  # every truncation length of a few files
             exhaustive += 1
             for cut in range(len(data)):
-                counts[("truncate", classify(data[:cut], enc))] += 1
+                counts[("truncate", classify(data[:cut], enc, data))] += 1
                 done += 1
         for kind, bad in mutations(data, rng, version):
-            counts[(kind, classify(bad, enc))] += 1
+            counts[(kind, classify(bad, enc, data))] += 1
             done += 1
     return counts
 
 
 def table(counts: collections.Counter, title: str) -> str:
     kinds = sorted({k for k, _ in counts})
-    outcomes = ["error", "exact", "prefix", "traceback", "different", "multiline", "nan", "long"]
+    outcomes = ["error", "exact", "prefix", "unchanged", "traceback", "different", "multiline"]
+    outcomes += ["nan", "long"]
     lines = [f"{title}", "", "| mutation | " + " | ".join(outcomes) + " | total |"]
     lines.append("|---" * (len(outcomes) + 2) + "|")
     for k in kinds + ["all"]:
@@ -211,6 +215,9 @@ def fuzz_cli(n: int, n_sub: int, seed: int) -> collections.Counter:
     ref, _ = sf.read(tmp / "ref.wav", dtype="float32")
     bads = [_one(data, rng) for _ in range(n)]
     for i, (kind, bad) in enumerate(bads):
+        if bad == data:
+            counts[(kind, "unchanged")] += 1
+            continue
         f = tmp / f"b{i}.tcc"
         f.write_bytes(bad)
         out = tmp / f"o{i}.wav"

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_streaming.py rss        # 1 / 10 / 60 min files, ~6 min
     .venv/bin/python benchmarks/bench_streaming.py rtf        # 60 s in 20 ms chunks, 1 thread
     .venv/bin/python benchmarks/bench_streaming.py latency    # one sample at a time
+    .venv/bin/python benchmarks/bench_streaming.py offline    # streamed vs offline output
     .venv/bin/python benchmarks/bench_streaming.py onnx       # onnxruntime vs PyTorch, 1 thread
 
 rss: synthetic speech-like audio (10 s of tests/conftest.speechlike, tiled with a different
@@ -17,6 +18,10 @@ audio, weight norm folded, `torch.set_num_threads(1)`: seconds of compute per se
 latency: samples pushed one at a time through encoder and decoder; for every output sample,
 how many input samples had been pushed when it came out, minus its own index + 1: the worst
 case is the algorithmic latency (buffering only, no compute time).
+
+offline: 20 s streamed in 20 ms or 1 s chunks vs `Codec.encode` / `decode` of the whole signal
+(for `clip` models the stream gets the offline gain): share of equal codes, largest audio
+difference.
 
 onnx: `export_onnx` (torch.export), then the same inputs through onnxruntime and PyTorch on
 one thread: whole 10 s signals (encoder, decoder graphs) and 20 ms steps (step graphs).
@@ -186,6 +191,38 @@ def bench_latency() -> None:
         )
 
 
+def bench_vs_offline(seconds: float) -> None:
+    """Streamed vs offline output: identical codes, float-rounding differences in audio."""
+    import torch
+
+    torch.set_num_threads(1)
+    wav = speech(seconds)
+    print("| model | chunk | window frames | codes equal | max abs audio difference |")
+    print("|---|---|---|---|---|")
+    for preset in ("streaming", "tiny", "default"):
+        codec = make_codec(preset, [])
+        ref = codec.encode(wav, 16000, n_q=3)
+        out = codec.decode(ref).numpy()
+        for chunk_ms, window in ((20, 1), (20, 50), (1000, 500)):
+            if codec.cfg.causal and window != 50:
+                continue  # a causal model has no windows
+            chunk = 16 * chunk_ms
+            enc = codec.stream_encoder(3, gain=ref.gain, window_frames=window)
+            dec = codec.stream_decoder(gain=ref.gain, window_frames=window)
+            codes, audio = [], []
+            for i in range(0, len(wav), chunk):
+                c = enc.push(wav[i : i + chunk])
+                codes.append(c.codes)
+                audio.append(dec.push(c))
+            c = enc.flush()
+            codes.append(c.codes)
+            audio += [dec.push(c), dec.flush()]
+            same = np.mean(np.concatenate(codes, 1) == ref.codes)
+            diff = np.abs(np.concatenate(audio) - out).max()
+            w = "-" if codec.cfg.causal else str(window)
+            print(f"| {preset} | {chunk_ms} ms | {w} | {same:.4f} | {diff:.2e} |")
+
+
 def bench_onnx(seconds: float) -> None:
     import onnxruntime as ort
     import torch
@@ -265,7 +302,7 @@ def bench_onnx(seconds: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["rss", "rtf", "latency", "onnx", "all"])
+    ap.add_argument("what", choices=["rss", "rtf", "latency", "offline", "onnx", "all"])
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     ap.add_argument("--presets", nargs="+", default=["streaming", "default"])
     ap.add_argument("--offline", type=float, nargs="*", default=[1], help="minutes, old path")
@@ -278,6 +315,8 @@ def main() -> None:
         bench_rtf(args.seconds)
     if args.what in ("latency", "all"):
         bench_latency()
+    if args.what in ("offline", "all"):
+        bench_vs_offline(20.0)
     if args.what in ("onnx", "all"):
         bench_onnx(10.0)
 
