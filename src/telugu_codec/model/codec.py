@@ -140,7 +140,12 @@ class Codec(nn.Module):
         extra = (-x.shape[-1]) % self.hop_length
         return F.pad(x, (0, extra)) if extra else x
 
-    def _normalize(
+    def _normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, T) -> (x * gain, gain (B, 1, 1) or (B, 1, T)): what training sees."""
+        y, gain, _ = self._normalize_side(x)
+        return y, gain
+
+    def _normalize_side(
         self, x: torch.Tensor, quantize_gain: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, 1, T) -> (x * gain, gain (B, 1, 1) or (B, 1, T), side information).
@@ -181,7 +186,7 @@ class Codec(nn.Module):
         if wav.dim() != 3 or wav.shape[1] != 1:
             raise ValueError(f"expected (B, 1, T) audio, got shape {tuple(wav.shape)}")
         t = wav.shape[-1]
-        x, gain, _ = self._normalize(wav)
+        x, gain = self._normalize(wav)
         x = self._pad(x)
         z, enc_feats = self.encoder(x, return_features=True)
         q = self.quantizer(z, n_q)
@@ -208,7 +213,7 @@ class Codec(nn.Module):
         The side information is (B,) linear gains (`clip`, `none`) or (B, ceil(F / block))
         int64 gain codes (`block`); `decode_codes` takes it back.
         """
-        x, _, side = self._normalize(wav, quantize_gain)
+        x, _, side = self._normalize_side(wav, quantize_gain)
         z = self.encoder(self._pad(x))
         return self.quantizer.encode(z, n_q), side
 
