@@ -232,6 +232,9 @@ def fuzz_cli(n: int, n_sub: int, seed: int) -> collections.Counter:
         counts[(kind, _cli_outcome(code, err, out, ref, sink.getvalue()))] += 1
         out.unlink(missing_ok=True)
     for i, (_kind, bad) in enumerate(bads[:n_sub]):
+        if bad == data:
+            counts[("subprocess", "unchanged")] += 1
+            continue
         f = tmp / f"s{i}.tcc"
         f.write_bytes(bad)
         out = tmp / f"s{i}.wav"
