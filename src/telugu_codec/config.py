@@ -173,6 +173,14 @@ class ModelConfig:
     normalize: bool = True  # normalise input to target_rms and undo the gain after decoding
     target_rms: float = 0.158  # -16 dBFS RMS
     max_gain_db: float = 40.0  # never amplify quieter input by more than this
+    # --- loudness normalisation kind (issue 13); `normalize: false` turns it off whatever this is
+    # clip: one gain from the whole clip (looks ahead: not streamable); block: a causal gain per
+    # block of `norm_block_frames` frames from a running level of the past only, ramped within
+    # the block and sent in the bitstream (adds no latency); none: no normalisation
+    normalization: str = "clip"
+    norm_block_frames: int = 25  # block: frames per gain (25 x 20 ms = 0.5 s at 50 Hz)
+    norm_time_constant: float = 3.0  # block: seconds of memory of the running level (EMA)
+    norm_gate_db: float = -50.0  # block: blocks quieter than this (dBFS RMS) leave the level as is
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
