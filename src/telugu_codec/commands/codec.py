@@ -15,8 +15,16 @@ def _notice(msg: str) -> None:
 
 
 def _check_output(path: Path, force: bool) -> None:
+    """Refuse an output that exists (without --force), is a folder, or lies under a file."""
+    if path.is_dir():
+        raise CodecError(f"{path} is a folder; give a file name for the output")
     if path.exists() and not force:
         raise CodecError(f"{path} already exists; pass --force to overwrite it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CodecError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
 
 
 # ------------------------------------------------------------------------------------ init
@@ -37,7 +45,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = out if out.suffix == ".safetensors" else out / "codec.safetensors"
     _check_output(target, args.force)
     codec = build_codec(cfg)
-    path = codec.save(out)
+    created = not target.parent.exists()
+    try:
+        path = codec.save(out)
+    except CodecError:
+        if created and not any(target.parent.iterdir()):
+            target.parent.rmdir()  # leave nothing behind
+        raise
     print(
         f"wrote {path} ({cfg.name}: {codec.num_parameters() / 1e6:.2f} M parameters, "
         f"{codec.frame_rate:g} frames/s, up to {codec.bitrate(codec.max_n_q) / 1000:g} kbps, "
@@ -85,10 +99,11 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help=".tcc file")
     p.add_argument("output", help="output audio file (.wav or .flac)")
     p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument(
-        "--force",
+        "--ignore-model-mismatch",
         action="store_true",
-        help="overwrite an existing output and decode even if the model hash differs",
+        help="decode even if the file was encoded by another model (the audio will be wrong)",
     )
 
 
@@ -108,9 +123,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
             f"{args.input} was encoded by model {enc.model_hash} but the checkpoint is "
             f"{codec.model_hash}"
         )
-        if not args.force:
-            raise BitstreamError(msg + "; use the matching checkpoint or pass --force")
-        _notice(msg + " (decoding anyway: --force)")
+        if not args.ignore_model_mismatch:
+            raise BitstreamError(
+                msg + "; use the matching checkpoint or pass --ignore-model-mismatch"
+            )
+        _notice(msg + " (decoding anyway: --ignore-model-mismatch)")
     wav = codec.remove_weight_norm().decode(enc)
     write_audio(out, wav.numpy(), enc.sample_rate)
     print(f"{out}: {enc.length / enc.sample_rate:.2f} s at {enc.sample_rate} Hz")
