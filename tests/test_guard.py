@@ -105,3 +105,10 @@ def test_codebook_churn_is_flagged():
     events = g.observe_validation(2, churning)
     assert kinds(events) == ["codebook_churn"]
     assert "q1 95.0%" in events[0].message
+
+
+def test_a_validation_that_measured_nothing_is_not_healthy():
+    g = CollapseGuard(GuardConfig())
+    events = g.observe_validation(1, {})
+    assert kinds(events) == ["unmeasured"]
+    assert CollapseGuard.summary(events) != "healthy"
