@@ -111,3 +111,17 @@ def test_checksum_round_trip(tmp_path):
     save_tensors(tmp_path / "a.safetensors", {"w": torch.arange(6.0)}, {"x": "1"})
     tensors, meta = load_tensors(tmp_path / "a.safetensors")
     assert torch.equal(tensors["w"], torch.arange(6.0)) and meta["x"] == "1"
+
+
+def test_a_run_folder_resolves_to_the_newest_checkpoint_after_a_rollback(tmp_path):
+    """After rolling back from step 5 to 2, the run's step 3 is newer than the rejected 5."""
+    import json
+
+    from telugu_codec.checkpoint import CODEC_FILE, find_codec_file
+
+    for step, rollbacks in ((2, 0), (5, 0), (3, 1)):
+        ckpt = tmp_path / "checkpoints" / f"step_{step:08d}"
+        ckpt.mkdir(parents=True)
+        (ckpt / CODEC_FILE).write_bytes(b"")
+        (ckpt / "state.json").write_text(json.dumps({"step": step, "rollbacks": rollbacks}))
+    assert find_codec_file(tmp_path).parent.name == "step_00000003"

@@ -223,7 +223,8 @@ def state_hash(state: dict[str, torch.Tensor]) -> str:
 def find_codec_file(path: str | Path) -> Path:
     """Resolve a codec checkpoint from a file, a checkpoint folder or a training run folder.
 
-    A run folder resolves to its best checkpoint if it has one, else its latest.
+    A run folder resolves to its best checkpoint if it has one, else its latest by
+    (rollbacks, step), as `train.checkpoints.latest_checkpoint` orders them.
     """
     path = Path(path)
     if not path.exists():
@@ -236,13 +237,23 @@ def find_codec_file(path: str | Path) -> Path:
     if ckpts.is_dir():
         if (ckpts / "best" / CODEC_FILE).exists():
             return ckpts / "best" / CODEC_FILE
-        steps = sorted(p for p in ckpts.glob("step_*") if (p / CODEC_FILE).exists())
+        steps = sorted(
+            (_rollbacks(p), p.name, p) for p in ckpts.glob("step_*") if (p / CODEC_FILE).exists()
+        )
         if steps:
-            return steps[-1] / CODEC_FILE
+            return steps[-1][2] / CODEC_FILE
     raise CheckpointError(
         f"no {CODEC_FILE} in {path} (expected a checkpoint file, a checkpoint folder or a "
         "training run folder)"
     )
+
+
+def _rollbacks(ckpt: Path) -> int:
+    """How many rollbacks a training checkpoint's run had made (-1 if it cannot be read)."""
+    try:
+        return int(json.loads((ckpt / "state.json").read_text()).get("rollbacks", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return -1
 
 
 def read_json(path: Path) -> Any:

@@ -273,6 +273,7 @@ class Trainer:
                 path = self.checkpoints.restore_latest(self.state, self.log)
                 self.metrics.truncate_to(self.state.get("metrics_bytes"), self.state["step"])
                 self._event("resume", f"resumed from {path.name} (step {self.state['step']})")
+                self.log(f"resuming from {path.name} (step {self.state['step']})")
                 if self.state.get("pending") == PENDING_ROLLBACK and not self._rollback():
                     self.state["pending"] = None
             elif resume:
