@@ -295,12 +295,11 @@ class Codec(nn.Module):
         tensors, metadata = load_tensors(file)
         config = codec_config(metadata, file)
         meta = codec_meta(metadata, file)
-        # recomputed, never trusted: a bit flipped on disk must not decode silently wrong
-        model_hash = verify_model_hash(tensors, meta, file)
-        check_finite(tensors, file)
         codec = cls(config.model, config)
         load_state_strict(codec, tensors, file)
-        codec._hash = model_hash
+        # recomputed, never trusted: a bit flipped on disk must not decode silently wrong
+        codec._hash = verify_model_hash(tensors, meta, file)
+        check_finite(tensors, file)
         return codec.to(device).eval()
 
 
