@@ -59,3 +59,18 @@ def test_nan_audio_is_rejected(tmp_path):
     sf.write(tmp_path / "n.wav", x, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
         load_audio(tmp_path / "n.wav", 16000)
+
+
+def test_a_wav_cut_short_is_noticed(tmp_path):
+    from telugu_codec.audio import wav_declared_frames
+
+    sf.write(tmp_path / "a.wav", np.zeros(16000, dtype=np.float32) + 0.1, 16000, subtype="FLOAT")
+    data = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) - 4000 * 4])
+    assert wav_declared_frames(tmp_path / "a.wav") == 16000
+    assert not load_audio(tmp_path / "a.wav", 16000).notices
+    loaded = load_audio(tmp_path / "cut.wav", 16000)
+    assert len(loaded.wav) == 12000
+    assert any("cut short" in n for n in loaded.notices)
+    sf.write(tmp_path / "b.flac", np.zeros(1600, dtype=np.float32), 16000)
+    assert wav_declared_frames(tmp_path / "b.flac") is None

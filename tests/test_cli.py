@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +86,7 @@ def test_refuses_to_overwrite_without_force(tmp_path, ckpt, capsys):
     )
 
 
-def test_hash_mismatch_names_both_and_force_overrides(tmp_path, ckpt, capsys):
+def test_hash_mismatch_names_both_and_only_its_own_flag_overrides(tmp_path, ckpt, capsys):
     sf.write(tmp_path / "in.wav", speechlike(0.5), 16000)
     main(["encode", str(tmp_path / "in.wav"), str(tmp_path / "a.tcc"), "--checkpoint", str(ckpt)])
     other = tmp_path / "other"
@@ -100,19 +101,49 @@ def test_hash_mismatch_names_both_and_force_overrides(tmp_path, ckpt, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "encoded by model" in err
     assert not (tmp_path / "o.wav").exists()
+    decode = ["decode", str(tmp_path / "a.tcc"), str(tmp_path / "o.wav"), "--checkpoint"]
+    # --force only overwrites outputs: it no longer decodes with the wrong model
+    assert main([*decode, str(other), "--force"]) == 2
+    assert "--ignore-model-mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "o.wav").exists()
+    assert main([*decode, str(other), "--ignore-model-mismatch"]) == 0
+
+
+ENCODE_OK = ["encode", "{tmp}/ok.wav", "{tmp}/x.tcc", "--checkpoint", "{ckpt}"]
+
+
+def _bad_inputs(tmp: Path, ckpt: Path) -> None:
+    """A file and a folder in the way, a run log with a non-numeric step, a valid .tcc, and
+    codec files with a scalar config, a !!python config, NaN weights and a flipped bit."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from telugu_codec.model.codec import Codec
+
+    (tmp / "afile").write_text("a regular file")
+    (tmp / "adir").mkdir()
+    (tmp / "badrun").mkdir()
+    (tmp / "badrun" / "metrics.jsonl").write_text('{"kind": "train", "step": "abc"}\n')
     assert (
-        main(
-            [
-                "decode",
-                str(tmp_path / "a.tcc"),
-                str(tmp_path / "o.wav"),
-                "--checkpoint",
-                str(other),
-                "--force",
-            ]
-        )
-        == 0
+        main(["encode", str(tmp / "ok.wav"), str(tmp / "ok.tcc"), "--checkpoint", str(ckpt)]) == 0
     )
+    src = ckpt / "codec.safetensors"
+    with safe_open(str(src), framework="pt") as f:
+        meta = dict(f.metadata())
+    tensors = load_file(str(src))
+    for name, text in (
+        ("scalar", "just a string"),
+        ("python", "!!python/object/apply:os.system [ls]"),
+    ):
+        save_file(tensors, str(tmp / f"{name}.safetensors"), metadata=dict(meta, config=text))
+    codec = Codec.load(ckpt)
+    with torch.no_grad():
+        next(codec.parameters()).view(-1)[0] = float("nan")
+    codec.save(tmp / "nan.safetensors")
+    data = bytearray(src.read_bytes())
+    data[8 + int.from_bytes(data[:8], "little") + 101] ^= 0x04
+    (tmp / "flip.safetensors").write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize(
@@ -135,6 +166,29 @@ def test_hash_mismatch_names_both_and_force_overrides(tmp_path, ckpt, capsys):
         (["decode", "{tmp}/flipped.tcc", "{tmp}/x.wav", "--checkpoint", "{ckpt}"], "corrupt"),
         (["decode", "{tmp}/nan_v1.tcc", "{tmp}/x.wav", "--checkpoint", "{ckpt}"], "gain"),
         (["decode", "{tmp}/long_v1.tcc", "{tmp}/x.wav", "--checkpoint", "{ckpt}"], "length"),
+        # issue 14, case 8
+        (ENCODE_OK + ["--bitrate", "nan"], "bitrate"),
+        (ENCODE_OK + ["--bitrate", "inf"], "bitrate"),
+        (["encode", "{tmp}/ok.wav", "{tmp}/adir", "--checkpoint", "{ckpt}", "--force"], "folder"),
+        (["encode", "{tmp}/ok.wav", "{tmp}/afile/x.tcc", "--checkpoint", "{ckpt}"], "is a file"),
+        (["decode", "{tmp}/ok.tcc", "{tmp}/afile/x.wav", "--checkpoint", "{ckpt}"], "is a file"),
+        (["decode", "{tmp}/ok.tcc", "{tmp}/adir", "--checkpoint", "{ckpt}", "--force"], "folder"),
+        (["init", "--out", "{tmp}/afile/c", "model.quantizer.n_q=2"], "is a file"),
+        (["init", "--out", "{tmp}/c3", "train.val_every=0"], "train.val_every"),
+        (["init", "--out", "{tmp}/c3", "model.quantizer.codebook_size=0"], "codebook_size"),
+        (
+            ["evaluate", "--checkpoint", "{ckpt}", "--data", "{tmp}/ok.wav", "--out", "{tmp}/afile"]
+            + ["--baselines", "none"],
+            "is a file",
+        ),
+        (["report", "{tmp}/badrun"], "numeric step"),
+        (["info", "{tmp}/scalar.safetensors"], "config"),
+        (["info", "{tmp}/python.safetensors"], "config"),
+        (["decode", "{tmp}/ok.tcc", "{tmp}/y.wav", "--checkpoint", "{tmp}/nan.safetensors"], "NaN"),
+        (
+            ["decode", "{tmp}/ok.tcc", "{tmp}/y.wav", "--checkpoint", "{tmp}/flip.safetensors"],
+            "corrupt",
+        ),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, ckpt, args, match):
@@ -143,6 +197,7 @@ def test_user_errors_are_one_line(tmp_path, ckpt, args, match):
     sf.write(tmp_path / "ok.wav", speechlike(0.3), 16000)
     (tmp_path / "rate1.wav").write_bytes(wav_bytes(np.zeros(2000, np.int16), rate=1))
     _bad_bitstreams(tmp_path, ckpt)
+    _bad_inputs(tmp_path, ckpt)
     argv = [a.format(tmp=tmp_path, ckpt=ckpt) for a in args]
     proc = subprocess.run(
         [sys.executable, "-m", "telugu_codec", *argv], capture_output=True, text=True
@@ -280,3 +335,72 @@ def test_v1_file_still_decodes_through_the_cli(tmp_path, ckpt):
     x, _ = sf.read(tmp_path / "o.wav", dtype="float32")
     ref = np.clip(codec.decode(enc).numpy(), -1, 1)
     assert x.shape == ref.shape and np.abs(x - ref).max() < 1e-5
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 96 KiB tmpfs: writes larger than that fail with ENOSPC, as on a full disk.
+
+    Needs permission to mount (root on Linux); skipped elsewhere (the monkeypatched tests in
+    test_checkpoint.py still cover the code paths).
+    """
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True
+    )
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _one_line_error(capsys, match: str) -> None:
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("error:") and match in err[0], err
+
+
+def test_disk_full_in_init_and_decode_is_one_line_and_leaves_nothing(full_disk, ckpt, capsys):
+    assert main(["init", "--out", str(full_disk / "c")]) == 2  # default preset: ~40 MB
+    _one_line_error(capsys, "disk is full")
+    assert list(full_disk.iterdir()) == []
+    tmp = full_disk.parent
+    sf.write(tmp / "long.wav", speechlike(4.0), 16000)
+    assert (
+        main(["encode", str(tmp / "long.wav"), str(tmp / "a.tcc"), "--checkpoint", str(ckpt)]) == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(["decode", str(tmp / "a.tcc"), str(full_disk / "o.wav"), "--checkpoint", str(ckpt)])
+        == 2
+    )
+    _one_line_error(capsys, "disk is full")
+    assert list(full_disk.iterdir()) == []
+
+
+def test_disk_full_in_init_simulated(tmp_path, monkeypatch, capsys):
+    """The same without a mount: the write itself fails with ENOSPC."""
+    import errno
+
+    from telugu_codec import checkpoint
+
+    def full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    assert main(["init", "--out", str(tmp_path / "c"), *TINY_OVERRIDES]) == 2
+    _one_line_error(capsys, "disk is full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wav_cut_short_is_encoded_with_a_warning(tmp_path, ckpt, capsys):
+    sf.write(tmp_path / "full.wav", speechlike(1.0), 16000)
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    argv = ["--checkpoint", str(ckpt)]
+    assert main(["encode", str(tmp_path / "full.wav"), str(tmp_path / "a.tcc"), *argv]) == 0
+    assert "cut short" not in capsys.readouterr().err
+    assert main(["encode", str(tmp_path / "cut.wav"), str(tmp_path / "b.tcc"), *argv]) == 0
+    err = capsys.readouterr().err
+    assert "cut short" in err and "1.00 s" in err and "0.50 s" in err

@@ -70,3 +70,30 @@ def test_val_items_are_centre_crops_or_whole_files(tmp_path):
     assert got.shape == centre.shape
     np.testing.assert_allclose(got / np.std(got), centre / np.std(centre), atol=1e-4)
     assert torch.equal(val[0], val[0])
+
+
+def test_files_gone_bad_after_the_scan_are_substituted_and_recorded(tmp_path):
+    """Deleted, truncated or NaN-filled after the scan: no exception, another file's crop in
+    its place (the same one every time), the path recorded; healthy crops do not change."""
+    make_folder(tmp_path / "d", 6, seconds=2.0)
+    train, _, _ = build_datasets(tmp_path / "d", small_cfg(val_fraction=0.0), SR, log=quiet)
+    before = [train[(0, 1, i)] for i in range(len(train))]
+    names = [Path(p).name for p in train.paths]
+    deleted, cut, nan = (train.paths[names.index(n)] for n in ("f00.wav", "f01.wav", "f02.wav"))
+    Path(deleted).unlink()
+    data = Path(cut).read_bytes()
+    Path(cut).write_bytes(data[: len(data) // 2])
+    write(Path(nan), np.full(2 * SR, np.nan, dtype=np.float32), subtype="FLOAT")
+    train.failures.log_file = tmp_path / "errors.jsonl"
+    after = [train[(0, 1, i)] for i in range(len(train))]
+    bad = {deleted, cut, nan}
+    for i, p in enumerate(train.paths):
+        if p in bad:
+            assert any(torch.equal(after[i], b) for b in before)  # some healthy file's crop
+            assert torch.equal(after[i], train[(0, 1, i)])  # deterministic
+        else:
+            assert torch.equal(after[i], before[i])
+    assert set(train.failures.paths) == bad
+    records = train.failures.new_records()
+    assert {r["path"] for r in records} == bad and train.failures.new_records() == []
+    assert "changed since the scan" in train.failures.paths[cut]

@@ -153,3 +153,89 @@ def test_state_checksum_sees_one_changed_element():
         w = m.weight.view(-1)
         w[0], w[1] = w[1].clone(), w[0].clone()
     assert not torch.equal(before, state_checksum(m))
+
+
+def _rank_pids(root_pid: int) -> dict[int, int]:
+    """rank -> pid of the worker processes under a torchrun (from /proc)."""
+    from pathlib import Path
+
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    ranks, todo = {}, [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for var in env:
+            if var.startswith(b"RANK=") and pid != root_pid:
+                ranks[int(var[5:])] = pid
+    return ranks
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_to_one_rank_stops_every_rank_with_a_checkpoint(tmp_path):
+    """Issue 14, case 4: a preempted worker (SIGTERM on any one rank) saves and all stop."""
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(8):
+        sf.write(data / f"u{i}.wav", speechlike(1.0, seed=i), 16000)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "telugu_codec",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--max-steps",
+            "100000",
+            "--no-progress",
+            "--device",
+            "cpu",
+            *TRAIN_OVERRIDES,
+            *DETERMINISTIC,
+            "data.batch_size=1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if metrics.exists() and metrics.read_text().count('"train"') >= 3:
+            break
+        time.sleep(0.2)
+    ranks = _rank_pids(proc.pid)
+    assert set(ranks) == {0, 1}, ranks
+    import os
+
+    os.kill(ranks[1], signal.SIGTERM)  # only rank 1 hears it
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    ckpts = sorted(p.name for p in (out / "checkpoints").glob("step_*"))
+    stopped = int(ckpts[-1].split("_")[1])
+    import json
+
+    last = [json.loads(ln) for ln in metrics.read_text().splitlines() if '"train"' in ln][-1]
+    assert stopped == last["step"] >= 3  # saved at the step where every rank stopped

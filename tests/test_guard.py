@@ -112,3 +112,10 @@ def test_codebooks_are_not_judged_during_the_quantizer_warm_up():
     warming = val(usage=0.001) | {"val/perplexity/q0": 1.0, "val/quantizer_warming_up": 1.0}
     assert g.observe_validation(1, warming) == []
     assert kinds(g.observe_validation(2, val(usage=0.001))) == ["codebook_collapse"]
+
+
+def test_a_validation_that_measured_nothing_is_not_healthy():
+    g = CollapseGuard(GuardConfig())
+    events = g.observe_validation(1, {})
+    assert kinds(events) == ["unmeasured"]
+    assert CollapseGuard.summary(events) != "healthy"

@@ -34,3 +34,16 @@ def test_outside_the_main_thread_it_does_nothing():
     t.start()
     t.join()
     assert seen == [False]
+
+
+def test_sigterm_requests_a_stop_like_sigint_and_says_so():
+    before = signal.getsignal(signal.SIGTERM)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.terminated and stop.signal == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and not stop.terminated

@@ -13,7 +13,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from .errors import AudioError
+from .errors import AudioError, StorageError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 
@@ -58,6 +58,37 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def wav_declared_frames(path: str | Path) -> int | None:
+    """The frame count a RIFF/WAVE header declares for its data chunk (None if not a plain WAV
+    or the size is unknown, as for a WAV written to a pipe).
+
+    libsndfile silently reads what is there when a file is cut short, so this is the only way
+    to tell that part of the audio is missing.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if cid == b"fmt " and size >= 14:
+                    fmt = f.read(size + (size & 1))
+                    block_align = int.from_bytes(fmt[12:14], "little")
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """(T, C) -> (T,) by averaging channels."""
     return data.mean(axis=1) if data.ndim == 2 else data
@@ -88,6 +119,12 @@ def load_audio(path: str | Path, sample_rate: int) -> LoadedAudio:
     data, rate = read_audio(path)
     check_input_rate(rate, str(path))
     notices = []
+    declared = wav_declared_frames(path)
+    if declared is not None and declared > data.shape[0]:
+        notices.append(
+            f"{path} is cut short: its header declares {declared / rate:.2f} s but only "
+            f"{data.shape[0] / rate:.2f} s are there; using what is there"
+        )
     channels = data.shape[1]
     wav = to_mono(data)
     if channels > 1:
@@ -106,14 +143,19 @@ def write_audio(path: str | Path, wav: np.ndarray | torch.Tensor, sample_rate: i
         wav = wav.detach().float().cpu().numpy()
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower(), "WAV")
     subtype = {"FLAC": "PCM_16", "OGG": "VORBIS"}.get(fmt, "FLOAT")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise StorageError.writing(path, e) from e
     os.close(fd)
     try:
         sf.write(tmp, np.clip(wav, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # libsndfile's errors are RuntimeErrors
+        raise StorageError.writing(path, e) from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from .config_checks import check_config
 from .errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -481,8 +482,17 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any]) -> Config:
-    """Build a `Config` from a (possibly partial) nested dict; missing keys keep defaults."""
-    return _from_dict(Config, _merge(to_dict(Config()), data))
+    """Build a `Config` from a (possibly partial) nested dict; missing keys keep defaults.
+
+    Raises:
+        ConfigError: an unknown key, a wrongly typed value or a value out of its range
+            (`config_checks`), or `data` not being a mapping.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of keys to values, got {data!r:.80}")
+    cfg = _from_dict(Config, _merge(to_dict(Config()), data))
+    check_config(cfg)
+    return cfg
 
 
 def to_yaml(cfg: Config) -> str:

@@ -32,3 +32,31 @@ class CheckpointError(CodecError):
 
 class TrainingError(CodecError):
     """Training stopped for a reason the user must act on (guard, NaN, bad data)."""
+
+
+class StorageError(CodecError):
+    """A file could not be written: disk full, read-only, no permission, a path that is a folder."""
+
+    @classmethod
+    def writing(cls, path: object, err: BaseException) -> StorageError:
+        """The one-line error for a failed write of `path` (nothing partial is left behind)."""
+        import errno
+        import shutil
+        from pathlib import Path
+
+        code = getattr(err, "errno", None)
+        if code is None and "No space left" in str(err):
+            code = errno.ENOSPC
+        if code is None:  # libsndfile says only "System error."
+            try:
+                if shutil.disk_usage(Path(str(path)).parent).free < 1 << 20:
+                    code = errno.ENOSPC
+            except OSError:
+                pass
+        why = {
+            errno.ENOSPC: "the disk is full; free some space and try again",
+            errno.EDQUOT: "the disk quota is exceeded; free some space and try again",
+            errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied",
+        }.get(code, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return cls(f"cannot write {path}: {why}")

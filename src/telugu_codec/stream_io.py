@@ -187,13 +187,14 @@ def decode_file(
     src: str | Path,
     dst: str | Path,
     chunk_ms: float | None = None,
-    force: bool = False,
+    ignore_model_mismatch: bool = False,
     notice: Notice = lambda s: None,
 ) -> DecodeResult:
     """Decode a `.tcc` file (or stdin, "-") into audio (a file, or stdout "-" as WAV).
 
     Args:
-        force: decode even when the stream was encoded by another model (with a notice).
+        ignore_model_mismatch: decode even when the stream was encoded by another model (with
+            a notice).
         chunk_ms: push the codes in groups of this many milliseconds (default: per packet).
 
     A stream cut before its final packet decodes up to its last complete packet; the
@@ -216,7 +217,7 @@ def decode_file(
             from .bitstream_v1 import from_bytes_v1
 
             enc = from_bytes_v1(prefix + f.read(), name)
-            _check_hash(codec, enc.model_hash, name, force, notice)
+            _check_hash(codec, enc.model_hash, name, ignore_model_mismatch, notice)
             codec.check_encoded(enc)
             return _decode_v1(codec, enc, dst, chunk_ms)
         from .model.streaming import EncodedChunk
@@ -231,7 +232,7 @@ def decode_file(
                 dec, first = None, 0
                 for packet in reader:
                     if dec is None:  # the header is under the first packet's CRC: check now
-                        _check_hash(codec, header.model_hash, name, force, notice)
+                        _check_hash(codec, header.model_hash, name, ignore_model_mismatch, notice)
                         dec = _stream_decoder(codec, header, name, chunk_ms)
                     n = packet.codes.shape[1]
                     step = per_push or max(n, 1)
@@ -276,13 +277,13 @@ def _gains_between(header: StreamHeader, first: int, a: int, b: int, gains: np.n
     return gains[before : before + header.gains_in(first + a, b - a)]
 
 
-def _check_hash(codec, stream_hash: str, name: str, force: bool, notice: Notice) -> None:
+def _check_hash(codec, stream_hash: str, name: str, ignore: bool, notice: Notice) -> None:
     if hash_matches(stream_hash, codec.model_hash) or stream_hash == codec.model_hash:
         return
     msg = f"{name} was encoded by model {stream_hash} but the checkpoint is {codec.model_hash}"
-    if not force:
-        raise BitstreamError(msg + "; use the matching checkpoint or pass --force")
-    notice(msg + " (decoding anyway: --force)")
+    if not ignore:
+        raise BitstreamError(msg + "; use the matching checkpoint or pass --ignore-model-mismatch")
+    notice(msg + " (decoding anyway: --ignore-model-mismatch)")
 
 
 def _decode_v1(codec, enc: EncodedAudio, dst, chunk_ms) -> DecodeResult:

@@ -15,10 +15,18 @@ def _notice(msg: str) -> None:
 
 
 def _check_output(path: Path, force: bool) -> None:
+    """Refuse an output that exists (without --force), is a folder, or lies under a file."""
     if str(path) == "-":  # stdout
         return
+    if path.is_dir():
+        raise CodecError(f"{path} is a folder; give a file name for the output")
     if path.exists() and not force:
         raise CodecError(f"{path} already exists; pass --force to overwrite it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CodecError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
 
 
 # ------------------------------------------------------------------------------------ init
@@ -39,7 +47,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = out if out.suffix == ".safetensors" else out / "codec.safetensors"
     _check_output(target, args.force)
     codec = build_codec(cfg)
-    path = codec.save(out)
+    created = not target.parent.exists()
+    try:
+        path = codec.save(out)
+    except CodecError:
+        if created and not any(target.parent.iterdir()):
+            target.parent.rmdir()  # leave nothing behind
+        raise
     print(
         f"wrote {path} ({cfg.name}: {codec.num_parameters() / 1e6:.2f} M parameters, "
         f"{codec.frame_rate:g} frames/s, up to {codec.bitrate(codec.max_n_q) / 1000:g} kbps, "
@@ -90,15 +104,16 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help=".tcc file; - = stdin")
     p.add_argument("output", help="output audio file (.wav or .flac); - = WAV on stdout")
     p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument(
         "--chunk-ms",
         type=float,
         help="push codes through the streaming decoder in chunks of this many ms (e.g. 20)",
     )
     p.add_argument(
-        "--force",
+        "--ignore-model-mismatch",
         action="store_true",
-        help="overwrite an existing output and decode even if the model hash differs",
+        help="decode even if the file was encoded by another model (the audio will be wrong)",
     )
 
 
@@ -110,7 +125,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
     out = Path(args.output)
     _check_output(out, args.force)
     codec = Codec.load(args.checkpoint).remove_weight_norm()
-    r = decode_file(codec, args.input, args.output, args.chunk_ms, force=args.force, notice=_notice)
+    r = decode_file(
+        codec,
+        args.input,
+        args.output,
+        args.chunk_ms,
+        ignore_model_mismatch=args.ignore_model_mismatch,
+        notice=_notice,
+    )
     print(
         f"{args.output}: {r.seconds:.2f} s at {r.sample_rate} Hz"
         + ("" if r.complete else " (cut stream: up to its last complete packet)"),

@@ -31,6 +31,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import load_config
+    from ..train.runfolder import resume_config
     from ..train.trainer import Trainer
 
     if args.threads:
@@ -38,8 +39,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     run_dir = Path(args.out)
-    if args.resume and args.config is None and (run_dir / "config.yaml").exists():
-        cfg = load_config(run_dir / "config.yaml", args.overrides)  # the run's resolved config
+    if args.resume:  # the run's own config, changed only by (recorded) overrides
+        cfg = resume_config(run_dir, args.config, args.overrides)
     else:
         cfg = load_config(args.config or "default", args.overrides)
     trainer = Trainer(
@@ -67,5 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         warnings = [e["message"] for e in result.events if e.get("event") == "warning"]
         last = warnings[-1] if warnings else ""
         raise TrainingError(f"training stopped by the collapse guard ({last}); {summary}")
+    if result.reason == "data":
+        raise TrainingError(f"{result.events[-1]['message']}; {summary}")
     print(summary)
     return 0

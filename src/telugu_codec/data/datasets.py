@@ -3,11 +3,19 @@
 Training crops are a pure function of (seed, epoch, index), so the batches do not depend on
 the number of loader workers and a resumed run sees exactly the crops it would have seen.
 Everything is read at the model's rate (mono, resampled with soxr) and loudness-normalised.
+
+A file that goes bad after the scan (deleted, truncated, corrupted, NaN samples) does not stop
+training: the item is replaced by the crop of another file, chosen by (seed, epoch, index),
+and the failure is recorded in `ReadFailures` (and its JSON-lines file, which the trainer
+reads to log each bad file once and to stop when too many fail). Healthy files' crops do not
+change.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +25,41 @@ from torch.utils.data import Dataset
 
 from ..audio import db_rms, resample, to_mono
 from ..config import DataConfig
-from ..errors import CodecError
+from ..errors import AudioError, CodecError
 from .scan import ScanEntry
 
 PEAK_LIMIT = 0.99  # loudness normalisation never pushes a sample beyond this
 RESAMPLE_MARGIN_S = 0.01  # extra source audio read on each side of a crop before resampling
+SUBSTITUTE_TRIES = 8  # other files tried in place of one that cannot be read
+# what reading a file that went bad can raise (libsndfile's errors are RuntimeErrors)
+READ_ERRORS = (OSError, RuntimeError, ValueError, AudioError, sf.SoundFileError)
 
 
-def read_span(path: str | Path, start: int, length: int, sample_rate: int) -> np.ndarray:
+def read_span(
+    path: str | Path,
+    start: int,
+    length: int,
+    sample_rate: int,
+    expected_frames: int | None = None,
+) -> np.ndarray:
     """Read `length` samples starting at sample `start`, both counted at `sample_rate`.
 
     Only the needed part of the file is decoded (plus a short margin for the resampler). The
     result is mixed to mono, resampled with soxr and zero-padded past the end of the file.
 
+    Args:
+        expected_frames: the file's length (at its own rate) when it was scanned; a file whose
+            length changed since is refused with an `AudioError` (a truncated file would
+            otherwise give silently zero-padded crops).
+
     Returns:
         (length,) float32.
     """
     with sf.SoundFile(str(path)) as f:
+        if expected_frames is not None and f.frames != expected_frames:
+            raise AudioError(
+                f"{path} changed since the scan ({expected_frames} frames, now {f.frames})"
+            )
         src_rate = int(f.samplerate)
         if src_rate == sample_rate:
             f.seek(min(start, f.frames))
@@ -67,6 +93,52 @@ def loudness_normalize(x: np.ndarray, target_db: float, max_gain_db: float) -> n
     return (x * gain).astype(np.float32)
 
 
+class ReadFailures:
+    """Files that could not be read during training, each with the error.
+
+    Kept in memory and, when `log_file` is set, appended to it as JSON lines: loader workers
+    are separate processes, and the file is how their failures reach the trainer
+    (`new_records`).
+
+    Args:
+        log_file: the JSON-lines file (``RUN/data_errors.jsonl``), or None.
+    """
+
+    def __init__(self, log_file: Path | None = None):
+        self.log_file = log_file
+        self.paths: dict[str, str] = {}  # path -> first error, in this process
+        self._offset = 0  # how much of log_file `new_records` has read
+
+    def record(self, path: str, error: BaseException) -> None:
+        msg = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = path not in self.paths
+        self.paths.setdefault(path, msg)
+        if self.log_file is not None and first:
+            line = json.dumps({"time": time.time(), "path": path, "error": msg})
+            try:
+                with open(self.log_file, "a") as f:
+                    f.write(line + "\n")
+            except OSError:
+                pass  # the in-memory record still counts it
+
+    def new_records(self) -> list[dict]:
+        """Records appended to `log_file` (by any process) since the last call."""
+        if self.log_file is None or not self.log_file.exists():
+            return []
+        with open(self.log_file, "rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a line being written is read next time
+        self._offset += end
+        out = []
+        for line in data[:end].decode(errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+
 class _AudioSet(Dataset):
     """Shared state of the two datasets: plain arrays, cheap to send to loader workers."""
 
@@ -79,6 +151,8 @@ class _AudioSet(Dataset):
         frames = np.array([e.stats.frames for e in entries if e.stats], dtype=np.int64)
         if len(rates) != len(entries):
             raise ValueError("every entry of a dataset must have scan stats")
+        self.frames = frames  # at each file's own rate, as scanned
+        self.failures = ReadFailures()
         # length of each file at the model rate
         self.lengths = frames * sample_rate // np.maximum(rates, 1)
         # never amplify more than it takes to lift a crop at the silence threshold to the target
@@ -93,6 +167,21 @@ class _AudioSet(Dataset):
 
     def _normalize(self, x: np.ndarray) -> np.ndarray:
         return loudness_normalize(x, self.cfg.normalize_db, self.max_gain_db)
+
+    def _read(self, index: int, start: int, length: int) -> np.ndarray:
+        """`read_span` of file `index`, refusing a file changed since the scan or non-finite."""
+        x = read_span(self.paths[index], start, length, self.sample_rate, int(self.frames[index]))
+        if not np.isfinite(x).all():
+            raise AudioError(f"{self.paths[index]} now holds NaN or infinite samples")
+        return x
+
+    def _substitutes(self, index: int, seed: int, epoch: int) -> list[int]:
+        """Other items to use in place of `index` when it cannot be read, in a fixed order."""
+        n = len(self.paths)
+        if n <= 1:
+            return []
+        rng = np.random.default_rng([4, seed, epoch, index])  # 4: substitutes
+        return [int(j) for j in (index + rng.integers(1, n, SUBSTITUTE_TRIES)) % n]
 
 
 class TrainDataset(_AudioSet):
@@ -118,7 +207,16 @@ class TrainDataset(_AudioSet):
             seed, epoch, index = (int(k) for k in key)
         else:
             seed, epoch, index = 0, 0, int(key)
-        return self.crop(index, epoch, seed)
+        for i in [index, *self._substitutes(index, seed, epoch)]:
+            if self.paths[i] in self.failures.paths:
+                continue  # known bad in this process: do not read it again
+            try:
+                return self.crop(i, epoch, seed)
+            except READ_ERRORS as e:
+                self.failures.record(self.paths[i], e)
+        # nothing readable near this item: silence keeps the batch shape (the trainer stops
+        # long before this is common, at data.max_bad_fraction)
+        return torch.zeros(1, self.segment)
 
     def crop(self, index: int, epoch: int = 0, seed: int = 0) -> torch.Tensor:
         """The training crop of file `index` in `epoch` of a run seeded with `seed`.
@@ -127,9 +225,9 @@ class TrainDataset(_AudioSet):
             (1, T) float32, T = round(segment_seconds * sample_rate).
         """
         rng = np.random.default_rng([1, seed, epoch, index])  # 1: crop stream (2: order)
-        path, n, seg = self.paths[index], int(self.lengths[index]), self.segment
+        n, seg = int(self.lengths[index]), self.segment
         if n <= seg:
-            x = self._normalize(read_span(path, 0, n, self.sample_rate))
+            x = self._normalize(self._read(index, 0, n))
             out = np.zeros(seg, dtype=np.float32)
             offset = int(rng.integers(0, seg - n + 1))
             out[offset : offset + n] = x
@@ -137,7 +235,7 @@ class TrainDataset(_AudioSet):
         best, best_db = None, -math.inf
         for _ in range(1 + max(self.cfg.silence_retries, 0)):
             start = int(rng.integers(0, n - seg + 1))
-            x = read_span(path, start, seg, self.sample_rate)
+            x = self._read(index, start, seg)
             level = db_rms(x)
             if best is None or level > best_db:
                 best, best_db = x, level
@@ -157,7 +255,17 @@ class ValDataset(_AudioSet):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Returns: (1, T) float32 with T = min(file length, val_max_seconds * sample_rate)."""
-        n = int(self.lengths[index])
-        length = min(n, self.max_len)
-        x = read_span(self.paths[index], (n - length) // 2, length, self.sample_rate)
-        return torch.from_numpy(self._normalize(x)).unsqueeze(0)
+        n_items = len(self.paths)
+        for i in [index, *((index + k) % n_items for k in range(1, n_items))]:
+            n = int(self.lengths[i])
+            length = min(n, self.max_len)
+            try:
+                x = self._read(i, (n - length) // 2, length)
+            except READ_ERRORS as e:  # another validation file stands in for it
+                self.failures.record(self.paths[i], e)
+                continue
+            return torch.from_numpy(self._normalize(x)).unsqueeze(0)
+        raise CodecError(
+            f"none of the {n_items} validation files can be read any more (e.g. "
+            f"{next(iter(self.failures.paths.items()))}); check the data disk"
+        )

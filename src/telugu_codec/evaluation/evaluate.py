@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import load_audio, write_audio
-from ..checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text, check_output_dir
 from ..data import discover
 from ..errors import AudioError, CodecError
 from ..metrics import compute_metrics, metric_keys, resolve_metrics, unavailable_reason
@@ -131,6 +131,7 @@ def evaluate(
         tqdm.write(f"note: {msg}", file=sys.stderr)
 
     say = notice or default_notice
+    check_output_dir(out)  # before hours of work: a file in the way fails now
     if (out / REPORT_FILE).exists() and not force:
         raise CodecError(f"{out / REPORT_FILE} already exists; pass --force to overwrite it")
     try:

@@ -28,6 +28,11 @@ class RunLog:
     bad_lines: int
 
 
+def _is_step(value: Any) -> bool:
+    """A record's step must be a finite number (a hand-edited or foreign line may not be)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def read_metrics_log(path: str | Path) -> RunLog:
     """Parse a trainer's metrics.jsonl; unparseable lines are counted, not fatal.
 
@@ -46,12 +51,13 @@ def read_metrics_log(path: str | Path) -> RunLog:
         except json.JSONDecodeError:
             bad += 1
             continue
-        if not isinstance(rec, dict) or "step" not in rec:
+        if not isinstance(rec, dict) or not _is_step(rec.get("step")):
             bad += 1
             continue
         {"train": train, "val": val, "event": events}.get(rec.get("kind"), train).append(rec)
     if not (train or val or events):
-        raise CodecError(f"{path} holds no metric records")
+        unread = f" ({bad} lines are not metric records with a numeric step)" if bad else ""
+        raise CodecError(f"{path} holds no metric records{unread}")
     return RunLog(train, val, events, bad)
 
 

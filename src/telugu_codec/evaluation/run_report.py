@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text, make_output_dir
 from ..errors import CodecError
 from .run_log import codebook_keys, read_metrics_log, series
 from .run_plots import plot_codebooks, plot_losses, plot_training, plot_val
@@ -45,7 +45,7 @@ def report_run(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
         raise CodecError(f"run folder {run} does not exist")
     log = read_metrics_log(run / METRICS_FILE)
     out = Path(out_dir) if out_dir is not None else run / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
 
     plots: list[tuple[str, Path | None]] = [
         ("Losses", plot_losses(log, out / "losses.png")),

@@ -24,14 +24,18 @@ from ..audio import normalize, resample, to_mono
 from ..bitstream import EncodedAudio, bits_per_code, code_from_gain
 from ..checkpoint import (
     CODEC_FILE,
+    check_finite,
+    codec_config,
+    codec_meta,
     find_codec_file,
     load_state_strict,
     load_tensors,
     save_tensors,
     state_hash,
+    verify_model_hash,
 )
-from ..config import Config, ModelConfig, from_dict, to_yaml
-from ..errors import CheckpointError, CodecError
+from ..config import Config, ModelConfig, to_yaml
+from ..errors import CodecError
 from .decoder import build_decoder
 from .encoder import build_encoder
 from .loudness import BlockGain, gain_from_code, normalization_kind
@@ -118,6 +122,8 @@ class Codec(nn.Module):
     def n_q_for_bitrate(self, kbps: float) -> int:
         """Codebooks giving `kbps` (rounded to the nearest whole codebook)."""
         per_q = self.bitrate(1) / 1000
+        if not math.isfinite(kbps) or kbps <= 0:
+            raise CodecError(f"bitrate must be a positive number of kbps, got {kbps}")
         n_q = int(round(kbps / per_q))
         if n_q < 1 or n_q > self.max_n_q:
             raise CodecError(
@@ -414,20 +420,15 @@ class Codec(nn.Module):
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Codec:
         """Load from a checkpoint file, checkpoint folder or training run folder."""
-        import yaml
-
         file = find_codec_file(path)
         tensors, metadata = load_tensors(file)
-        if metadata.get("format") != "telugu-codec" or "config" not in metadata:
-            raise CheckpointError(f"{file} is not a telugu-codec checkpoint (no codec metadata)")
-        try:
-            config = from_dict(yaml.safe_load(metadata["config"]))
-        except CodecError as e:
-            raise CheckpointError(f"{file}: its config does not fit this version: {e}") from e
+        config = codec_config(metadata, file)
+        meta = codec_meta(metadata, file)
         codec = cls(config.model, config)
         load_state_strict(codec, tensors, file)
-        meta = json.loads(metadata.get("meta", "{}"))
-        codec._hash = meta.get("model_hash") or state_hash(codec.state_dict())
+        # recomputed, never trusted: a bit flipped on disk must not decode silently wrong
+        codec._hash = verify_model_hash(tensors, meta, file)
+        check_finite(tensors, file)
         return codec.to(device).eval()
 
 

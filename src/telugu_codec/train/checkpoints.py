@@ -11,11 +11,18 @@ A checkpoint is a folder ``RUN/checkpoints/step_0000100/`` holding
 - ``state.json``: step, data position, python/numpy RNG, balancer, guard, bookkeeping.
 
 It is written into a hidden temporary folder and renamed into place, so a run killed at any
-moment leaves either a complete checkpoint or none; `state.json` is written last.
+moment leaves either a complete checkpoint or none; `state.json` is written last and carries a
+checksum of itself, as every safetensors file carries one of its tensors: a checkpoint that
+changed on disk fails to load with a `CheckpointError`, and a resume falls back to an older one.
+
+Checkpoints are ordered by (rollbacks, step), not by step alone: after a rollback to step 10
+the run's new step 12 is newer than the rejected step 20 it rolled back from. `latest_checkpoint`,
+pruning and resuming all use this order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -32,10 +39,11 @@ from ..checkpoint import (
     load_tensors,
     save_tensors,
 )
-from ..errors import CheckpointError
+from ..errors import CheckpointError, StorageError
 
 STATE_FILE = "state.json"
 QUANTIZER_FILE = "quantizer.safetensors"
+CHECKSUM = "checksum"  # state.json: sha256 of the rest of it
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -50,9 +58,64 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.glob("step_*") if (p / STATE_FILE).exists())
 
 
+def _json_checksum(state: dict) -> str:
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
+def read_state(path: Path) -> dict:
+    """A checkpoint's state.json, checked against its checksum.
+
+    Raises:
+        CheckpointError: missing, not JSON, or changed on disk.
+    """
+    file = Path(path) / STATE_FILE
+    try:
+        state = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read {file}: {e}") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{file} is not a JSON object")
+    stored = state.pop(CHECKSUM, None)
+    if stored is not None and stored != _json_checksum(state):
+        raise CheckpointError(f"{file} is corrupt: it does not match its checksum")
+    return state
+
+
+def _lineage(path: Path) -> tuple[int, int] | None:
+    """(rollbacks, step) of a checkpoint, None if its state.json cannot be read."""
+    try:
+        state = read_state(path)
+        return int(state.get("rollbacks", 0)), int(state["step"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
+
+
+def ordered_checkpoints(run_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(readable checkpoints oldest first by (rollbacks, step), those whose state.json is not)."""
+    keyed, unreadable = [], []
+    for p in list_checkpoints(run_dir):
+        key = _lineage(p)
+        if key is None:
+            unreadable.append(p)
+        else:
+            keyed.append((key, p))
+    return [p for _, p in sorted(keyed)], unreadable
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = list_checkpoints(run_dir)
+    """The newest complete checkpoint by (rollbacks, step) (see the module docstring)."""
+    ckpts, _ = ordered_checkpoints(run_dir)
     return ckpts[-1] if ckpts else None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a corrupt checkpoint to ``corrupt_step_...`` (kept for a look, never loaded)."""
+    path = Path(path)
+    target = path.with_name(f"corrupt_{path.name}")
+    if target.exists():
+        shutil.rmtree(target, ignore_errors=True)
+    path.rename(target)
+    return target
 
 
 # ------------------------------------------------------------------------- optimizer state
@@ -141,42 +204,58 @@ def save_checkpoint(
         protect: checkpoint folder names never pruned (the last healthy one).
     """
     root = checkpoint_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
     tmp = root / f".tmp_step_{step:08d}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    codec.save(tmp / CODEC_FILE, extra_meta={"step": step})
-    if discriminator is not None:
-        save_tensors(tmp / "discriminator.safetensors", discriminator.state_dict(), {})
-    opt_tensors, opt_meta = {}, {}
-    for name, opt in optimizers.items():
-        t, m = optimizer_to_safe(opt, name)
-        opt_tensors.update(t)
-        opt_meta[name] = m
-    save_tensors(tmp / "optimizers.safetensors", opt_tensors, {})
-    rng_t, rng_m = rng_state()
-    save_tensors(tmp / "rng.safetensors", rng_t, {})
-    quantizer = getattr(codec, "quantizer", None)
-    if quantizer is not None and hasattr(quantizer, "training_state"):
-        # the quantizer's buffers of recent vectors (dead-code re-seeding): training-only state
-        save_tensors(tmp / QUANTIZER_FILE, quantizer.training_state(), {})
-    full = dict(state, step=step, optimizers=opt_meta, rng=rng_m)
-    atomic_write_text(tmp / STATE_FILE, json.dumps(full))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    _prune(root, keep_last, protect or set())
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        codec.save(tmp / CODEC_FILE, extra_meta={"step": step})
+        if discriminator is not None:
+            save_tensors(tmp / "discriminator.safetensors", discriminator.state_dict(), {})
+        opt_tensors, opt_meta = {}, {}
+        for name, opt in optimizers.items():
+            t, m = optimizer_to_safe(opt, name)
+            opt_tensors.update(t)
+            opt_meta[name] = m
+        save_tensors(tmp / "optimizers.safetensors", opt_tensors, {})
+        rng_t, rng_m = rng_state()
+        save_tensors(tmp / "rng.safetensors", rng_t, {})
+        quantizer = getattr(codec, "quantizer", None)
+        if quantizer is not None and hasattr(quantizer, "training_state"):
+            # the quantizer's buffers of recent vectors (dead-code re-seeding): training-only state
+            save_tensors(tmp / QUANTIZER_FILE, quantizer.training_state(), {})
+        full = dict(state, step=step, optimizers=opt_meta, rng=rng_m)
+        full[CHECKSUM] = _json_checksum(full)
+        atomic_write_text(tmp / STATE_FILE, json.dumps(full))
+    except (OSError, StorageError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        done = latest_checkpoint(run_dir)
+        why = str(e) if isinstance(e, StorageError) else str(StorageError.writing(tmp, e))
+        raise StorageError(
+            f"checkpoint {final.name} not saved ({why}); the last complete checkpoint is "
+            f"{done.name if done else 'none'}: free space, then --resume"
+        ) from e
+    if final.exists():  # a step written again (after a rollback): never a moment with neither
+        old = root / f".tmp_step_{step:08d}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+    _prune(run_dir, keep_last, protect or set())
     return final
 
 
-def _prune(root: Path, keep_last: int, protect: set[str]) -> None:
-    ckpts = sorted(p for p in root.glob("step_*") if (p / STATE_FILE).exists())
-    for p in ckpts[: max(0, len(ckpts) - keep_last)]:
+def _prune(run_dir: Path, keep_last: int, protect: set[str]) -> None:
+    """Keep the newest `keep_last` by (rollbacks, step) and the protected ones."""
+    ckpts, unreadable = ordered_checkpoints(run_dir)
+    for p in unreadable + ckpts[: max(0, len(ckpts) - keep_last)]:
         if p.name not in protect:
             shutil.rmtree(p, ignore_errors=True)
-    for p in root.glob(".tmp_step_*"):  # leftovers of a killed write
+    for p in checkpoint_dir(run_dir).glob(".tmp_step_*"):  # leftovers of a killed write
         shutil.rmtree(p, ignore_errors=True)
 
 
@@ -189,10 +268,7 @@ def load_checkpoint(
 ) -> dict:
     """Restore models, optimizers and RNG from a checkpoint folder; returns its state dict."""
     path = Path(path)
-    try:
-        state = json.loads((path / STATE_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read {path / STATE_FILE}: {e}") from e
+    state = read_state(path)
     tensors, _ = load_tensors(path / CODEC_FILE)
     load_state_strict(codec, tensors, path / CODEC_FILE)
     if discriminator is not None:

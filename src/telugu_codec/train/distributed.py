@@ -51,6 +51,15 @@ def broadcast_int(value: int, info: DistInfo, device: torch.device) -> int:
     return int(t.item())
 
 
+def all_reduce_max(value: int, info: DistInfo, device: torch.device) -> int:
+    """The largest of every rank's value (a stop any one rank was asked for stops them all)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -13,7 +13,8 @@ Failure modes it detects (each tested by inducing it, see tests/test_guard.py):
   number of codes (and never below 2: one code doing all the work);
 - codebook churn: any codebook re-seeding more than `max_code_churn` of its codes per step
   (mean over the interval since the previous validation): codes that never settle, which a
-  loss curve does not show (the first RVQ re-seeded 95 % of its codes on every step).
+  loss curve does not show (the first RVQ re-seeded 95 % of its codes on every step);
+- a validation that measured nothing (no items): never "healthy".
 
 The guard only decides; the trainer acts (warn, stop, or roll back to the last healthy
 checkpoint with lower learning rates) according to `GuardConfig.action`.
@@ -35,7 +36,7 @@ class GuardEvent:
     """One detected problem."""
 
     kind: str  # amplitude_low | amplitude_high | degrading | nonfinite | d_overpowering |
-    # codebook_collapse | codebook_churn
+    # codebook_collapse | codebook_churn | unmeasured
     message: str
     step: int
 
@@ -94,6 +95,11 @@ class CollapseGuard:
             return []
         events = []
         cfg, st = self.cfg, self.state
+        if "val/amplitude_ratio" not in metrics and "val/mel_distance" not in metrics:
+            # no item was measured: silence is not health
+            events.append(
+                GuardEvent("unmeasured", "the validation measured nothing (no items)", step)
+            )
         amp = metrics.get("val/amplitude_ratio")
         if amp is not None and not math.isfinite(amp):
             events.append(GuardEvent("nonfinite", "validation output is not finite", step))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..checkpoint import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -28,6 +31,23 @@ class MetricsLog:
         self.path = Path(run_dir) / METRICS_FILE
         self.enabled = enabled
 
+    def truncate_to(self, size: int | None, step: int) -> None:
+        """On resume, drop what a killed run wrote after the checkpoint it resumes from.
+
+        Args:
+            size: the file's size when the checkpoint was saved (recorded in it), or None for
+                a checkpoint that did not record it: then every line after `step` goes.
+            step: the checkpoint's step.
+        """
+        if not (self.enabled and self.path.exists()):
+            return
+        if size is None:
+            self.truncate_after(step)
+        elif self.path.stat().st_size > size:
+            # after a rollback the step goes back: lines after the checkpoint are found by
+            # position, not by step
+            os.truncate(self.path, size)
+
     def truncate_after(self, step: int) -> None:
         """On resume, drop lines a killed run wrote after its last checkpoint."""
         if not (self.enabled and self.path.exists()):
@@ -39,7 +59,7 @@ class MetricsLog:
                     keep.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill
-        self.path.write_text("".join(ln + "\n" for ln in keep))
+        atomic_write_text(self.path, "".join(ln + "\n" for ln in keep))  # a kill keeps the log
 
     def write(self, kind: str, step: int, **values: Any) -> dict:
         record = {"kind": kind, "step": step, "time": time.time()}

@@ -10,19 +10,36 @@
 - pruning keeps the last ``train.keep_last`` checkpoints plus the rollback target and the best;
 - a rollback restores the rollback target without its RNG state (a replay would only repeat
   the collapse), keeps the time and audio counters, multiplies the learning-rate scale by
-  ``guard.lr_factor`` and counts against ``guard.max_rollbacks``.
+  ``guard.lr_factor`` and counts against ``guard.max_rollbacks``;
+- a rollback is decided before it is done: the checkpoint of the rejected step is saved with
+  ``pending: "rollback"`` first, so a run killed at any moment after the decision resumes into
+  the same rollback (same counter, same learning rates, same RNG); after it, the new
+  checkpoints outrank the rejected ones because they carry one more rollback
+  (`checkpoints.latest_checkpoint`);
+- a resume takes the newest intact checkpoint: corrupt newer ones are set aside with a warning
+  (`restore_latest`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ..config import TrainConfig
+from ..errors import CheckpointError, TrainingError
 from ..losses import LossBalancer
-from .checkpoints import export_best, load_checkpoint, save_checkpoint
+from .checkpoints import (
+    export_best,
+    load_checkpoint,
+    ordered_checkpoints,
+    save_checkpoint,
+    set_aside,
+)
 from .guard import CollapseGuard
+
+PENDING_ROLLBACK = "rollback"  # state["pending"]: the guard's decision, saved before it is done
 
 
 class RunCheckpoints:
@@ -50,12 +67,14 @@ class RunCheckpoints:
         guard: CollapseGuard,
         balancer: LossBalancer | None,
         cfg: TrainConfig,
+        metrics_file: Path | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.codec, self.disc = codec, disc
         self.optimizers = optimizers
         self.guard, self.balancer = guard, balancer
         self.cfg = cfg
+        self.metrics_file = metrics_file  # its size is saved: a resume cuts it back to that
 
     def save(self, state: dict, healthy: bool | None = None) -> Path:
         """Checkpoint the current step; `healthy` (after a validation) marks the rollback target.
@@ -75,6 +94,9 @@ class RunCheckpoints:
         saved = dict(state)
         saved["guard"] = self.guard.state_dict()
         saved["balancer"] = self.balancer.state_dict() if self.balancer is not None else None
+        if self.metrics_file is not None:
+            exists = self.metrics_file.exists()
+            saved["metrics_bytes"] = self.metrics_file.stat().st_size if exists else 0
         protect = {saved["last_healthy"]} if saved["last_healthy"] else set()
         if saved.get("best_step") is not None:
             protect.add(f"step_{saved['best_step']:08d}")
@@ -116,20 +138,65 @@ class RunCheckpoints:
         loaded.pop("rng", None)
         state.update(loaded)
 
-    def rollback(self, state: dict) -> bool:
-        """Return to the last healthy checkpoint with lower learning rates; False if impossible."""
-        gc = self.cfg.guard
+    def restore_latest(self, state: dict, warn: Callable[[str], None]) -> Path:
+        """Restore the newest intact checkpoint (with its RNG state) for a resume.
+
+        A newer checkpoint that fails to load is reported through `warn` and, once an older
+        one has loaded, renamed to ``corrupt_step_...`` so that it never shadows the run again.
+
+        Returns:
+            The checkpoint restored.
+
+        Raises:
+            TrainingError: no checkpoint at all, or none that loads.
+        """
+        ckpts, unreadable = ordered_checkpoints(self.run_dir)
+        failed = [(p, f"cannot read {p.name}/state.json") for p in unreadable]
+        for path in reversed(ckpts):
+            try:
+                self.restore(path, state, restore_rng=True)
+            except CheckpointError as e:
+                failed.append((path, str(e)))
+                continue
+            for bad, why in failed:
+                moved = set_aside(bad)
+                warn(
+                    f"warning: checkpoint {bad.name} is corrupt ({why}); resuming from "
+                    f"{path.name} instead (the corrupt one is kept as {moved.name})"
+                )
+            return path
+        if failed:
+            raise TrainingError(
+                f"no checkpoint in {self.run_dir / 'checkpoints'} can be loaded; the newest: "
+                f"{failed[0][1]}"
+            )
+        raise TrainingError(f"no checkpoint to resume from in {self.run_dir / 'checkpoints'}")
+
+    def can_rollback(self, state: dict) -> bool:
+        """Whether a rollback is possible: a target that exists, and rollbacks left."""
         target = state.get("last_healthy")
-        if target is None or state["rollbacks"] >= gc.max_rollbacks:
+        if target is None or state["rollbacks"] >= self.cfg.guard.max_rollbacks:
             return False
-        path = self.run_dir / "checkpoints" / target
-        if not path.exists():
+        return (self.run_dir / "checkpoints" / target).exists()
+
+    def rollback(self, state: dict) -> bool:
+        """Return to the last healthy checkpoint with lower learning rates; False if impossible.
+
+        The caller saves the decision first (a checkpoint with ``pending: "rollback"``).
+        """
+        gc = self.cfg.guard
+        if not self.can_rollback(state):
             return False
+        path = self.run_dir / "checkpoints" / state["last_healthy"]
         rollbacks, scale = state["rollbacks"] + 1, state["lr_scale"] * gc.lr_factor
         seconds, audio = state["train_seconds"], state["audio_seconds"]
         self.restore(path, state, restore_rng=False)
         state.update(
-            rollbacks=rollbacks, lr_scale=scale, train_seconds=seconds, audio_seconds=audio
+            rollbacks=rollbacks,
+            lr_scale=scale,
+            train_seconds=seconds,
+            audio_seconds=audio,
+            pending=None,
         )
         self.guard.reset_trends()
         return True

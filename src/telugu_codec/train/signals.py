@@ -1,8 +1,11 @@
-"""Ctrl-C during training: the first SIGINT asks for a clean stop, the second interrupts.
+"""Ctrl-C and preemption during training: SIGINT or SIGTERM asks for a clean stop.
 
-The trainer checks `StopRequest.requested` between steps; when it is set, every rank stops at
-the same step and the run is validated and checkpointed, so an interrupted run resumes exactly.
-A second Ctrl-C raises `KeyboardInterrupt` at once (the last complete checkpoint still holds).
+The trainer checks `StopRequest.requested` between steps; when any rank has it set, every
+rank stops at the same step and the run is checkpointed, so a stopped run resumes exactly.
+A cloud machine being preempted gets SIGTERM and, a grace period later, SIGKILL: on SIGTERM
+the trainer only saves a checkpoint (no validation), to be done within one step plus one
+checkpoint write. A second signal raises `KeyboardInterrupt` at once (the last complete
+checkpoint still holds).
 """
 
 from __future__ import annotations
@@ -11,32 +14,43 @@ import signal
 from types import FrameType
 from typing import Any
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class StopRequest:
-    """A SIGINT handler installed for the duration of a ``with`` block.
+    """SIGINT and SIGTERM handlers installed for the duration of a ``with`` block.
 
     Outside the main thread (where Python cannot install signal handlers) the block does
-    nothing and `requested` stays False. Once set, `requested` stays set.
+    nothing and `requested` stays False. Once set, `requested` stays set; `signal` says which
+    signal set it first (``SIGINT`` or ``SIGTERM``).
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
 
-    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+    @property
+    def terminated(self) -> bool:
+        """True when the stop was asked by SIGTERM (preemption): save and leave, quickly."""
+        return self.signal == "SIGTERM"
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signal = signal.Signals(signum).name
 
     def __enter__(self) -> StopRequest:
-        self._previous = None
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread
-            pass
+        self._previous = {}
+        for sig in SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread
+                break
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}

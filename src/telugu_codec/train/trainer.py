@@ -32,22 +32,34 @@ import torch
 from torch import nn
 
 from .. import losses as L
-from ..config import Config, to_yaml
+from ..config import Config
+from ..config_checks import check_config
 from ..data import build_datasets, infinite_batches
 from ..errors import TrainingError
 from ..model.codec import Codec, CodecOutput
 from ..model.discriminators import Discriminators
 from .checkpoints import latest_checkpoint, list_checkpoints
-from .distributed import DistInfo, barrier, broadcast_int, init_distributed, replicas_agree
+from .distributed import (
+    DistInfo,
+    all_reduce_max,
+    barrier,
+    broadcast_int,
+    init_distributed,
+    replicas_agree,
+)
 from .guard import CollapseGuard, GuardEvent
 from .logging import MetricsLog, TensorBoard
-from .rollback import RunCheckpoints
+from .rollback import PENDING_ROLLBACK, RunCheckpoints
+from .runfolder import RunLock, has_run, record_config
 from .schedules import lr_factor
 from .signals import StopRequest
 from .validation import QuantizerStats, health_line, validate
 
 # decisions broadcast from rank 0 each step
 _CONTINUE, _SAVE_AND_STOP, _ROLLBACK, _GUARD_STOP = 0, 1, 2, 3
+# stops any rank can ask for (the largest wins, `_should_stop`): SIGTERM, unreadable data
+_TERMINATE, _DATA_STOP = 4, 5
+DATA_ERRORS_FILE = "data_errors.jsonl"  # training files that went bad during the run
 
 
 @dataclass
@@ -56,7 +68,7 @@ class TrainResult:
 
     run_dir: Path
     step: int
-    reason: str  # max_steps | time_budget | interrupted | guard | nonfinite
+    reason: str  # max_steps | time_budget | interrupted | terminated | guard | nonfinite | data
     last_checkpoint: Path | None
     best_checkpoint: Path | None
     last_validation: dict = field(default_factory=dict)
@@ -118,9 +130,11 @@ class Trainer:
         tensorboard: bool = True,
         log: Callable[[str], None] = print,
     ):
+        check_config(config)
         self.cfg = config
         self.run_dir = Path(run_dir)
         self.dist: DistInfo = init_distributed()
+        self.lock = RunLock(self.run_dir)  # taken by rank 0 before it writes into run_dir
         self.log_fn = log
         self._bar = None  # the progress bar while training
         self._estimated_at: int | None = None  # step of the last time-to-finish estimate
@@ -222,17 +236,24 @@ class Trainer:
         self.nonfinite_streak = 0
         self.events: list[dict] = []
         self.last_val: dict = {}
+        self.bad_files: dict[str, str] = {}  # training files that went bad: path -> error
+        if self.dist.is_main:
+            self.lock.acquire()
         self.metrics = MetricsLog(self.run_dir, enabled=self.dist.is_main)
         self.tb = TensorBoard(self.run_dir / "tb", enabled=tensorboard and self.dist.is_main)
         optimizers = {"g": self.g_opt} | ({"d": self.d_opt} if self.d_opt is not None else {})
         self.checkpoints = RunCheckpoints(
-            self.run_dir, self.codec, self.disc, optimizers, self.guard, self.balancer, tc
+            self.run_dir,
+            self.codec,
+            self.disc,
+            optimizers,
+            self.guard,
+            self.balancer,
+            tc,
+            metrics_file=self.metrics.path if self.dist.is_main else None,
         )
         self.stop = StopRequest()
-        if resume and latest_checkpoint(self.run_dir) is not None:
-            self.checkpoints.restore(latest_checkpoint(self.run_dir), self.state, restore_rng=True)
-            self.metrics.truncate_after(self.state["step"])
-            self._event("resume", f"resumed from step {self.state['step']}")
+        self._prepare_run(resume)
 
     # ------------------------------------------------------------------ setup helpers
     def log(self, msg: str) -> None:
@@ -243,18 +264,58 @@ class Trainer:
                 self.log_fn(msg)
 
     def _check_run_dir(self, resume: bool) -> None:
-        has_run = (self.run_dir / "checkpoints").exists() or (
+        """Refuse a folder that holds a run (without --resume), a --resume with nothing to
+        resume, and a folder another trainer holds (checked again when the lock is taken)."""
+        has_started = (self.run_dir / "checkpoints").exists() or (
             self.run_dir / "metrics.jsonl"
         ).exists()
-        if has_run and not resume:
+        if has_started and not resume:
             raise TrainingError(
                 f"{self.run_dir} already holds a training run; pass --resume to continue it "
                 "or choose a new --out folder"
             )
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
-        barrier(self.dist)
+        if resume and not has_run(self.run_dir):
+            raise TrainingError(
+                f"--resume: nothing to resume in {self.run_dir} (no checkpoint, no config.yaml);"
+                " drop --resume to start a new run there, or check the --out path"
+            )
+        if self.dist.is_main:  # fail fast, before models and data are built
+            self.lock.acquire()
+            self.lock.release()
+
+    def _prepare_run(self, resume: bool) -> None:
+        """Resume from the newest intact checkpoint (redoing a rollback that was decided but
+        not done), check the validation set, write config.yaml (a change recorded in
+        overrides.log). Nothing is written into the run before the lock is held; on an error
+        the lock is let go."""
+        try:
+            if resume and list_checkpoints(self.run_dir):
+                path = self.checkpoints.restore_latest(self.state, self.log)
+                self.metrics.truncate_to(self.state.get("metrics_bytes"), self.state["step"])
+                self._event("resume", f"resumed from {path.name} (step {self.state['step']})")
+                self.log(f"resuming from {path.name} (step {self.state['step']})")
+                if self.state.get("pending") == PENDING_ROLLBACK and not self._rollback():
+                    self.state["pending"] = None
+            elif resume:
+                self.log(f"warning: {self.run_dir} has no complete checkpoint; starting at step 0")
+            if len(self.val_ds) == 0 and self.cfg.train.guard.enabled:
+                raise TrainingError(
+                    "no validation files, so the collapse guard would see nothing and call "
+                    "every validation healthy; pass --val-data, raise data.val_fraction, or set "
+                    "train.guard.enabled=false"
+                )
+            log_file = self.run_dir / DATA_ERRORS_FILE
+            self.train_ds.failures.log_file = self.val_ds.failures.log_file = log_file
+            if self.dist.is_main:
+                self._check_data(announce=False)  # files that went bad before a resume
+                changes = record_config(self.run_dir, self.cfg, self.state["step"])
+                if changes:
+                    keys = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
+                    self._event("config", f"config changed on resume ({keys})")
+            barrier(self.dist)
+        except BaseException:
+            self.lock.release()
+            raise
 
     @staticmethod
     def _seed(seed: int) -> None:
@@ -451,17 +512,26 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train(self, max_steps: int | None = None) -> TrainResult:
-        """Train until `max_steps`, the time budget, SIGINT or the guard.
+        """Train until `max_steps`, the time budget, SIGINT / SIGTERM, the guard or too many
+        unreadable files. The run folder's lock is let go at the end, however it ends.
 
         `max_steps` defaults to where the run was headed before (a resumed run) or
         `train.max_steps`; the learning-rate schedule ends there.
         """
+        if self.dist.is_main:
+            self.lock.acquire()  # held since __init__; taken again by a second train()
+        try:
+            return self._train(max_steps)
+        finally:
+            self.lock.release()
+
+    def _train(self, max_steps: int | None) -> TrainResult:
         tc = self.cfg.train
         if max_steps is None:
             max_steps = self.state.get("horizon") or tc.max_steps
         self.state["horizon"] = max_steps
         reason = "max_steps"
-        with self.stop:  # the first Ctrl-C stops after this step, with a checkpoint
+        with self.stop:  # the first Ctrl-C or SIGTERM stops after this step, with a checkpoint
             self._start()
             batches = self._batches()
             self._bar = self._progress_bar(max_steps)
@@ -533,16 +603,53 @@ class Trainer:
         return min(max_steps, self.state["step"] + int(round(left * steps_per_s)))
 
     def _should_stop(self, reason: str) -> tuple[bool, str]:
-        """Ctrl-C or the time budget: rank 0 decides, so every rank stops at the same step."""
+        """Ctrl-C, SIGTERM, the time budget or too many unreadable files.
+
+        A signal may reach any rank (the largest request wins); the time budget and the data
+        are judged by rank 0. Every rank stops at the same step.
+        """
         decision = _CONTINUE
         if self.stop.requested:
-            decision, reason = _SAVE_AND_STOP, "interrupted"
+            decision = _TERMINATE if self.stop.terminated else _SAVE_AND_STOP
+            reason = "terminated" if self.stop.terminated else "interrupted"
         if self.time_budget_s is not None and self.state["train_seconds"] >= self.time_budget_s:
-            decision, reason = _SAVE_AND_STOP, "time_budget"
-        decision = broadcast_int(decision, self.dist, self.device)
-        if decision == _SAVE_AND_STOP:
-            return True, reason if self.dist.is_main else "stopped"
+            if self.dist.is_main and decision == _CONTINUE:
+                decision, reason = _SAVE_AND_STOP, "time_budget"
+        if self.dist.is_main and self._check_data():
+            decision, reason = _DATA_STOP, "data"
+        decision = all_reduce_max(decision, self.dist, self.device)
+        if decision != _CONTINUE:
+            names = {_TERMINATE: "terminated", _DATA_STOP: "data"}
+            return True, reason if self.dist.is_main else names.get(decision, "stopped")
         return False, reason
+
+    def _check_data(self, announce: bool = True) -> bool:
+        """Log each training or validation file that went bad (once); True when more than
+        ``data.max_bad_fraction`` of them have."""
+        for rec in self.train_ds.failures.new_records():
+            path = str(rec.get("path"))
+            if path in self.bad_files:
+                continue
+            self.bad_files[path] = str(rec.get("error"))
+            if not announce:
+                continue
+            self._event("data", f"skipping {path}: {rec.get('error')}")
+            self.log(
+                f"data: skipping {path} ({rec.get('error')}); {len(self.bad_files)} file(s) "
+                "unreadable so far"
+            )
+        total = len(self.train_ds) + len(self.val_ds)
+        limit = self.cfg.data.max_bad_fraction * total
+        if len(self.bad_files) <= limit:
+            return False
+        path, error = next(iter(self.bad_files.items()))
+        self._event(
+            "stop",
+            f"{len(self.bad_files)} of {total} data files became unreadable during training "
+            f"(more than data.max_bad_fraction = {self.cfg.data.max_bad_fraction}; e.g. "
+            f"{path}: {error}); fix the data (list in {DATA_ERRORS_FILE}), then --resume",
+        )
+        return True
 
     def _count_step(self, finite: bool, clock: _Clock) -> None:
         """Advance the step, training time and audio seen; count a skipped non-finite update."""
@@ -647,18 +754,27 @@ class Trainer:
         """Validate every `train.val_every` steps, else checkpoint every `train.ckpt_every`."""
         tc, step = self.cfg.train, self.state["step"]
         if decision == _CONTINUE and finite and step % tc.val_every == 0:
-            return self._validate_and_checkpoint()
+            return self._validate_and_checkpoint(acted_on=True)
         if decision == _CONTINUE and finite and step % tc.ckpt_every == 0 and self.dist.is_main:
             self.checkpoints.save(self.state)
         return decision
 
     def _rollback(self) -> bool:
-        """Roll back to the last healthy checkpoint (every rank); False if that is impossible."""
+        """Roll back to the last healthy checkpoint (every rank); False if that is impossible.
+
+        The decision is saved first (rank 0: a checkpoint with ``pending: rollback``, unless the
+        validation's checkpoint carries it), so a kill from here on resumes into the rollback.
+        """
         if self.dist.enabled:  # only rank 0 saves, so only it knows the target and the count
             target = self.state.get("last_healthy")
             step = broadcast_int(int(target[5:]) if target else -1, self.dist, self.device)
             self.state["last_healthy"] = f"step_{step:08d}" if step >= 0 else None
             self.state["rollbacks"] = broadcast_int(self.state["rollbacks"], self.dist, self.device)
+        if not self.checkpoints.can_rollback(self.state):
+            return False
+        if self.dist.is_main and self.state.get("pending") != PENDING_ROLLBACK:
+            self.state["pending"] = PENDING_ROLLBACK
+            self.checkpoints.save(self.state)
         if not self.checkpoints.rollback(self.state):
             return False
         self.nonfinite_streak = 0
@@ -693,6 +809,11 @@ class Trainer:
         if reason in ("max_steps", "time_budget", "interrupted") and self.dist.is_main:
             if self.state["step"] % self.cfg.train.val_every != 0 or reason != "max_steps":
                 self._validate_and_checkpoint()
+        if reason in ("terminated", "data") and self.dist.is_main:
+            # preemption leaves seconds: save only (no validation), as fast as a checkpoint
+            self.checkpoints.save(self.state)
+            if reason == "terminated":
+                self.log(f"terminated: saved step {self.state['step']}; resume with --resume")
         barrier(self.dist)
         last_ckpt = latest_checkpoint(self.run_dir)
         best = self.run_dir / "checkpoints" / "best"
@@ -723,8 +844,12 @@ class Trainer:
                 self.tb.spectrograms("val/spectrogram", xs, ys, step)
         return result.metrics
 
-    def _validate_and_checkpoint(self) -> int:
-        """Validate (rank 0), log the health line, checkpoint, update best; return a decision."""
+    def _validate_and_checkpoint(self, acted_on: bool = False) -> int:
+        """Validate (rank 0), log the health line, checkpoint, update best; return a decision.
+
+        With `acted_on` (in the loop, not at the end of a run) a rollback decision is saved
+        with the checkpoint, so that a kill before it is done cannot lose it.
+        """
         if not self.dist.is_main:
             return _CONTINUE
         step = self.state["step"]
@@ -738,5 +863,7 @@ class Trainer:
         cost = self._cost(self.state["train_seconds"])
         self.log(health_line(step, val, health, cost, self.currency))
         decision = self._act(events)
+        if acted_on and decision == _ROLLBACK and self.checkpoints.can_rollback(self.state):
+            self.state["pending"] = PENDING_ROLLBACK  # the decision is saved with the checkpoint
         self.checkpoints.save_validated(self.state, val, healthy=not events)
         return decision
