@@ -45,12 +45,15 @@ class AudioItem:
         duration: seconds; None until scanned unless a manifest gave it.
         speaker: speaker id where the layout or manifest gives one, else None.
         split: the manifest's split label (``train``, ``val``, ``test``, ...), else None.
+        row: its position in an `AudioSource` (``data/sources.py``) when it is not a file of
+            its own (a Parquet/Arrow row) or is read without a start-up probe; else None.
     """
 
     path: Path
     duration: float | None = None
     speaker: str | None = None
     split: str | None = None
+    row: int | None = None
 
 
 @dataclass

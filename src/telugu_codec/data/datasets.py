@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -24,16 +25,17 @@ PEAK_LIMIT = 0.99  # loudness normalisation never pushes a sample beyond this
 RESAMPLE_MARGIN_S = 0.01  # extra source audio read on each side of a crop before resampling
 
 
-def read_span(path: str | Path, start: int, length: int, sample_rate: int) -> np.ndarray:
+def read_span(path: str | Path | BinaryIO, start: int, length: int, sample_rate: int) -> np.ndarray:
     """Read `length` samples starting at sample `start`, both counted at `sample_rate`.
 
     Only the needed part of the file is decoded (plus a short margin for the resampler). The
     result is mixed to mono, resampled with soxr and zero-padded past the end of the file.
+    `path` may also be an open binary file (audio bytes from a Parquet row or a tar member).
 
     Returns:
         (length,) float32.
     """
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(path if hasattr(path, "read") else str(path)) as f:
         src_rate = int(f.samplerate)
         if src_rate == sample_rate:
             f.seek(min(start, f.frames))
@@ -94,6 +96,16 @@ class _AudioSet(Dataset):
     def _normalize(self, x: np.ndarray) -> np.ndarray:
         return loudness_normalize(x, self.cfg.normalize_db, self.max_gain_db)
 
+    # the two reads a source of audio provides (data/sources.py overrides them for audio that
+    # is not probed at start-up: Parquet/Arrow rows, manifests with durations)
+    def _length(self, index: int) -> int:
+        """Length of item `index` in samples at the model rate."""
+        return int(self.lengths[index])
+
+    def _read(self, index: int, start: int, length: int) -> np.ndarray:
+        """(length,) float32 of item `index` from sample `start` (see `read_span`)."""
+        return read_span(self.paths[index], start, length, self.sample_rate)
+
 
 class TrainDataset(_AudioSet):
     """Random fixed-length training crops, a pure function of (seed, epoch, index).
@@ -127,9 +139,9 @@ class TrainDataset(_AudioSet):
             (1, T) float32, T = round(segment_seconds * sample_rate).
         """
         rng = np.random.default_rng([1, seed, epoch, index])  # 1: crop stream (2: order)
-        path, n, seg = self.paths[index], int(self.lengths[index]), self.segment
+        n, seg = self._length(index), self.segment
         if n <= seg:
-            x = self._normalize(read_span(path, 0, n, self.sample_rate))
+            x = self._normalize(self._read(index, 0, n))
             out = np.zeros(seg, dtype=np.float32)
             offset = int(rng.integers(0, seg - n + 1))
             out[offset : offset + n] = x
@@ -137,7 +149,7 @@ class TrainDataset(_AudioSet):
         best, best_db = None, -math.inf
         for _ in range(1 + max(self.cfg.silence_retries, 0)):
             start = int(rng.integers(0, n - seg + 1))
-            x = read_span(path, start, seg, self.sample_rate)
+            x = self._read(index, start, seg)
             level = db_rms(x)
             if best is None or level > best_db:
                 best, best_db = x, level
@@ -157,7 +169,7 @@ class ValDataset(_AudioSet):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Returns: (1, T) float32 with T = min(file length, val_max_seconds * sample_rate)."""
-        n = int(self.lengths[index])
+        n = self._length(index)
         length = min(n, self.max_len)
-        x = read_span(self.paths[index], (n - length) // 2, length, self.sample_rate)
+        x = self._read(index, (n - length) // 2, length)
         return torch.from_numpy(self._normalize(x)).unsqueeze(0)
