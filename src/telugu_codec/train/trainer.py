@@ -33,12 +33,13 @@ from torch import nn
 
 from .. import losses as L
 from ..config import Config, to_yaml
-from ..data import build_datasets, infinite_batches
+from ..data import Batch, build_datasets, train_batches
 from ..errors import TrainingError
 from ..model.codec import Codec, CodecOutput
 from ..model.discriminators import Discriminators
 from .checkpoints import latest_checkpoint, list_checkpoints
 from .distributed import DistInfo, barrier, broadcast_int, init_distributed
+from .finetune import freeze, init_weights
 from .guard import CollapseGuard, GuardEvent
 from .logging import MetricsLog, TensorBoard
 from .rollback import RunCheckpoints
@@ -64,6 +65,7 @@ class TrainResult:
     audio_hours: float = 0.0
     cost: float | None = None
     events: list[dict] = field(default_factory=list)
+    data_hours: dict[str, float] = field(default_factory=dict)  # audio seen, per corpus
 
 
 def device_name(device: torch.device) -> str:
@@ -95,7 +97,9 @@ class Trainer:
     Args:
         config: the resolved config (saved to RUN/config.yaml and into every checkpoint).
         run_dir: output folder; must not hold a previous run unless `resume`.
-        data: training data (folder, manifest or corpus layout).
+        data: training data (folder, manifest, corpus layout, Parquet/Arrow dataset, tar
+            shards), or several to mix (paths or `DataSourceConfig`s with weights); None:
+            ``data.sources`` of the config.
         val_data: validation data (default: a deterministic held-out split of `data`).
         resume: continue from the last complete checkpoint in `run_dir`.
         cost_per_hour: price of the machine per hour, for cost accounting.
@@ -107,7 +111,7 @@ class Trainer:
         self,
         config: Config,
         run_dir: str | Path,
-        data: str | Path,
+        data: str | Path | list | None,
         val_data: str | Path | None = None,
         resume: bool = False,
         device: str | torch.device | None = None,
@@ -150,6 +154,10 @@ class Trainer:
             self.disc = Discriminators(config.discriminator, config.model.sample_rate).to(
                 self.device
             )
+        # fine-tuning (finetune.py): another run's weights at step 0, parts kept fixed
+        if tc.init_from and not (resume and latest_checkpoint(self.run_dir) is not None):
+            init_weights(self.codec, self.disc, tc.init_from, self.log)
+        freeze(self.codec, tc.freeze)
         self.g_opt = torch.optim.AdamW(
             self.codec.parameters(),
             lr=tc.g_optim.lr,
@@ -205,6 +213,9 @@ class Trainer:
             "train_seconds": 0.0,
             "nonfinite_total": 0,
             "healthy": True,
+            "data_stream": None,  # tar shards: every loader worker's position (data.batches)
+            "data_seen": {},  # crops used per corpus
+            "data_skipped": {},  # unreadable items passed over, by reason
         }
         self.nonfinite_streak = 0
         self.events: list[dict] = []
@@ -278,18 +289,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _batches(self) -> Iterator[torch.Tensor]:
-        it = infinite_batches(
+        it = train_batches(
             self.train_ds,
             self.cfg.data,
             seed=self.cfg.train.seed,
             start_epoch=self.state["epoch"],
             start_batch=self.state["batch_in_epoch"],
+            stream=self.state.get("data_stream"),
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
-        for epoch, index, batch in it:
-            self.state["epoch"], self.state["batch_in_epoch"] = epoch, index + 1
-            yield batch
+        for batch in it:
+            self.state["epoch"], self.state["batch_in_epoch"] = batch.epoch, batch.index + 1
+            self._count_data(batch)
+            yield batch.audio
+
+    def _count_data(self, batch: Batch) -> None:
+        """Crops per corpus and items passed over (all processes), kept in the state."""
+        self.state["data_stream"] = batch.stream
+        for key, counts in (("data_seen", batch.seen), ("data_skipped", batch.skipped)):
+            total = self.state.setdefault(key, {})
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+        if batch.skipped:
+            self.log(f"data: passed over {batch.skipped} (unreadable or corrupt)")
+
+    def _data_hours(self) -> dict[str, float]:
+        seg = self.cfg.data.segment_seconds
+        return {k: v * seg / 3600 for k, v in self.state.get("data_seen", {}).items()}
 
     # ------------------------------------------------------------------ one step
     def _adversarial_on(self) -> bool:
@@ -565,6 +592,7 @@ class Trainer:
             logs["steps_per_s"] = sps
             logs["audio_seconds_per_s"] = sps * gb * seg
             logs["audio_hours"] = self.state["audio_seconds"] / 3600
+            logs.update({f"data_hours/{k}": v for k, v in self._data_hours().items()})
             logs["wall_seconds"] = self.state["train_seconds"]
             cost = self._cost(self.state["train_seconds"])
             if cost is not None:
@@ -636,6 +664,7 @@ class Trainer:
             audio_hours=self.state["audio_seconds"] / 3600,
             cost=self._cost(seconds),
             events=self.events,
+            data_hours=self._data_hours(),
         )
 
     # ------------------------------------------------------------------ validation
