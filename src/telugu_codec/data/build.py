@@ -44,8 +44,9 @@ def _load_source(
     sample_rate: int,
     cache_dir: str | Path | None,
     log: Callable[[str], None],
+    corpus: Corpus | None = None,
 ) -> tuple[Corpus, CheckedFiles, Path]:
-    corpus = discover(source)
+    corpus = corpus or discover(source)
     cache_file = scan_cache_file(corpus.root, cache_dir)
     entries = scan_files(corpus.items, corpus.root, cache_file, log, workers=cfg.scan_workers)
     checked = check_files(entries, cfg, sample_rate)
@@ -102,7 +103,7 @@ def _load(
         files = FileSource(corpus.root, corpus.layout, corpus.items)
         entries = [ScanEntry(it) for it in files.items()]
         return _Loaded(text, corpus.root, corpus.layout, entries, len(entries), {}, {}, [], files)
-    corpus, checked, cache = _load_source(path, cfg, sample_rate, cache_dir, log)
+    corpus, checked, cache = _load_source(path, cfg, sample_rate, cache_dir, log, corpus)
     return _Loaded(
         text,
         corpus.root,

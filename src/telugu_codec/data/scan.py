@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from ..config import DataConfig
-from .corpora import AudioItem
+from .corpora import AudioItem, relative_key
 
 CACHE_NAME = ".telugu_codec_scan.json"
 CACHE_VERSION = 1
@@ -155,10 +155,8 @@ class _ScanCache:
                 self.records = {}  # a broken cache is rebuilt, never trusted
 
     def key(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        key = relative_key(path, self.root)
+        return key if key != path.as_posix() else str(path)
 
     def get(self, path: Path) -> tuple[FileStats | None, str | None] | None:
         rec = self.records.get(self.key(path))
