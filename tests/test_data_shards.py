@@ -15,12 +15,15 @@ import pytest
 import soundfile as sf
 from torch.utils.data import DataLoader
 
+from telugu_codec.config import load_config
 from telugu_codec.data import ShardStream, build_datasets, train_batches
 from telugu_codec.data.prepare import prepare
 from telugu_codec.data.shards import expand_braces, open_shards, read_shard, resume_position
+from telugu_codec.train.trainer import Trainer
 
 from .data_helpers import SR, noise, quiet, small_cfg, write
 from .test_data_parquet import train_two_steps
+from .test_trainer import TRAIN_OVERRIDES
 
 N_FILES = 24
 
@@ -221,3 +224,26 @@ def test_two_gloo_processes_with_two_workers_see_each_sample_once_per_epoch(corp
     # the position after a batch covers every slot of both ranks, the same on both
     assert ranks[0]["slots"] == ranks[1]["slots"] and len(ranks[0]["slots"][0]) == 4
     assert ranks[0]["seen"] == {"tar": 4}  # 2 per rank, counted over both
+
+
+def test_a_resumed_training_run_continues_the_stream_where_its_checkpoint_was(corpus, tmp_path):
+    _, tar = corpus
+    extra = (
+        "train.ckpt_every=1",
+        "data.num_workers=0",
+        "data.shuffle_buffer=1",
+        "data.batch_size=3",
+    )
+    t = train_two_steps(tmp_path / "run", str(tar), *extra)
+    saved = t.state["data_stream"]
+    assert saved["workers"] == 1 and saved["slots"][0][0][1] >= 1  # a shard used up
+    state = json.loads((tmp_path / "run/checkpoints/step_00000002/state.json").read_text())
+    assert state["data_stream"] == saved
+    cfg = load_config(None, TRAIN_OVERRIDES + ["loss.adv=0", "loss.fm=0", *extra])
+    resumed = Trainer(
+        cfg, tmp_path / "run", str(tar), resume=True, progress=False, tensorboard=False, log=quiet
+    )
+    assert resumed.state["data_stream"] == saved
+    resumed.train(3)
+    after = resumed.state["data_stream"]["slots"][0][0]
+    assert after >= saved["slots"][0][0]  # went on from there, not from the start
