@@ -91,6 +91,12 @@ def main() -> None:
     p.add_argument("--root", default="/tmp/bench-startup")
     p.add_argument("--scan-workers", type=int, default=0, help="data.scan_workers (0: default)")
     p.add_argument("--shard-size", default="1000")
+    p.add_argument(
+        "--steps",
+        nargs="+",
+        default=["folder", "manifest", "tar", "parquet"],
+        help="which rows to measure (the manifest is always written: prepare reads it)",
+    )
     args = p.parse_args()
 
     root = Path(args.root)
@@ -114,35 +120,39 @@ def main() -> None:
     print()
     print("| data | build_datasets (s) | first batch (s) | start-up (s) | training items |")
     print("|---|---:|---:|---:|---:|")
-    if cache.exists():
-        for f in cache.iterdir():
-            f.unlink()
-    row("folder, first run (probe every file)", timed(str(folder), str(cache), args.scan_workers))
-    row("folder, second run (scan cache)", timed(str(folder), str(cache), args.scan_workers))
+    if "folder" in args.steps:
+        if cache.exists():
+            for f in cache.iterdir():
+                f.unlink()
+        first = timed(str(folder), str(cache), args.scan_workers)
+        row("folder, first run (probe every file)", first)
+        row("folder, second run (scan cache)", timed(str(folder), str(cache), args.scan_workers))
 
     manifest = root / f"manifest-{args.files}.tsv"
     if not manifest.exists():
         lines = ["path\tduration"]
         lines += [f"{p}\t{args.seconds}" for p in sorted(folder.rglob("*.wav"))[: args.files]]
         manifest.write_text("\n".join(lines) + "\n")
-    row("manifest with durations (no probe)", timed(str(manifest), str(cache), 0))
+    if "manifest" in args.steps:
+        row("manifest with durations (no probe)", timed(str(manifest), str(cache), 0))
 
     from telugu_codec.config import DataConfig
     from telugu_codec.data.prepare import prepare
 
-    for fmt in ("tar", "parquet"):
+    for fmt in [f for f in ("tar", "parquet") if f in args.steps]:
         out = root / f"{fmt}-{args.files}"
         if not (out / "index.json").exists():
             t0 = time.perf_counter()
             prepare(manifest, out, fmt, args.shard_size, 16000, DataConfig(), log=lambda m: None)
             print(f"(prepare --format {fmt}: {time.perf_counter() - t0:.0f} s)")
-    n_shards = len(json.loads((root / f"tar-{args.files}" / "index.json").read_text())["shards"])
-    spec = str(root / f"tar-{args.files}" / f"train-{{000000..{n_shards - 1:06d}}}.tar")
-    row(f"tar shards, {n_shards} x {args.shard_size} (index.json)", timed(spec, str(cache), 0))
-    row(
-        "Parquet folder (footers + small columns)",
-        timed(str(root / f"parquet-{args.files}"), str(cache), 0),
-    )
+    if "tar" in args.steps:
+        index = json.loads((root / f"tar-{args.files}" / "index.json").read_text())
+        n = len(index["shards"])
+        spec = str(root / f"tar-{args.files}" / f"train-{{000000..{n - 1:06d}}}.tar")
+        row(f"tar shards, {n} x {args.shard_size} (index.json)", timed(spec, str(cache), 0))
+    if "parquet" in args.steps:
+        data = str(root / f"parquet-{args.files}")
+        row("Parquet folder (footers + small columns)", timed(data, str(cache), 0))
     print()
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -176,11 +176,12 @@ def relative_key(path: Path, root: Path) -> str:
 
 
 def _dedupe(items: list[AudioItem]) -> list[AudioItem]:
-    seen: set[Path] = set()
+    seen: set[str] = set()  # strings hash much faster than paths
     out = []
     for it in items:
-        if it.path not in seen:
-            seen.add(it.path)
+        key = str(it.path)
+        if key not in seen:
+            seen.add(key)
             out.append(it)
     return out
 

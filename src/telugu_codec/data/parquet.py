@@ -301,8 +301,10 @@ class RecordSource(AudioSource):
             _, pq = _pa()
             pf = self._open.get(i)
             if pf is None:
-                pf = self._open[i] = pq.ParquetFile(self.files[i])
-            column = pf.read_row_group(g, columns=[audio]).column(0).combine_chunks()
+                pf = self._open[i] = pq.ParquetFile(self.files[i], memory_map=True)
+            # one small read: pyarrow's thread pool costs more than it saves (3 ms -> 0.8 ms)
+            table = pf.read_row_group(g, columns=[audio], use_threads=False)
+            column = table.column(0).combine_chunks()
             self._cache[key] = column
             while len(self._cache) > ROW_GROUP_CACHE:
                 self._cache.popitem(last=False)

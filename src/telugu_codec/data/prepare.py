@@ -49,7 +49,7 @@ from .scan import ScanEntry, check_files, stats_of
 from .shards import INDEX_NAME
 
 FORMATS = ("tar", "parquet")
-ROW_GROUP_ROWS = 32  # Parquet rows per row group: a crop reads one row group
+ROW_GROUP_ROWS = 8  # Parquet rows per row group: a crop reads (and caches) a whole row group
 CHUNK = 256  # items converted at a time (bounds the memory of results waiting to be written)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12}

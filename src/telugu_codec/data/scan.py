@@ -248,7 +248,7 @@ def scan_files(
     if todo:
         if len(todo) > 200:
             log(f"scanning {len(todo)} audio files (cached in {cache_file}) ...")
-        workers = workers or min(MAX_SCAN_WORKERS, os.cpu_count() or 1)
+        workers = max(workers, 0) or min(MAX_SCAN_WORKERS, os.cpu_count() or 1)
         workers = workers if len(todo) > 16 else 1
         bar = _progress_bar(len(todo)) if len(todo) > 200 else None
         t0 = last = time.monotonic()

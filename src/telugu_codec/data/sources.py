@@ -73,10 +73,9 @@ class FileSource(AudioSource):
     def __init__(self, root: Path, layout: str, items: list[AudioItem]):
         self.root, self.layout = root, layout
         self.paths = [str(it.path) for it in items]
-        self._items = [
-            AudioItem(it.path, it.duration, it.speaker, it.split, row)
-            for row, it in enumerate(items)
-        ]
+        for row, it in enumerate(items):  # the items are the corpus's own: numbered in place
+            it.row = row
+        self._items = items
 
     def __len__(self) -> int:
         return len(self.paths)
