@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import soundfile as sf
 
 from telugu_codec.compare import run_study
-from telugu_codec.demo import DEFAULT_DATA, run_demo
+from telugu_codec.demo import DEFAULT_DATA, run_demo, verdict
 
 from .conftest import speechlike
 
@@ -25,10 +26,9 @@ FAST = [
 def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
     messages = []
     out = tmp_path / "demo"
-    res = run_demo(
+    res = run_demo(  # a step budget, no time cap: the result does not depend on the machine
         out=out,
         data=DEFAULT_DATA,
-        minutes=0.2,
         max_steps=3,
         max_eval_files=2,
         overrides=FAST,
@@ -52,13 +52,21 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
     assert sample["tcc_bytes"] == (out / "sample.tcc").stat().st_size
     text = "\n".join(messages)
     assert "PESQ" in text and str(out) in text
+    assert "training `default` for 3 steps" in text
+    assert "max_steps at step 3" in text
+    # the comparison table (our rows, Opus, Codec2) and the one-line verdict
+    assert any("codec-1.5k" in m for m in messages) and any("opus-6k" in m for m in messages)
+    assert any("codec2-3200" in m for m in messages)
+    verdict = (out / "verdict.txt").read_text()
+    assert verdict.startswith("verdict: target ") and verdict.strip() in text
+    status = json.loads((out / "demo.json").read_text())
+    assert status["steps"] == 3 and status["step_budget"] == 3
 
     # a second run finds the first instead of retraining from scratch
     again = []
     run_demo(
         out=out,
         data=DEFAULT_DATA,
-        minutes=0.2,
         max_steps=3,
         max_eval_files=2,
         overrides=FAST,
@@ -66,6 +74,50 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
         log=again.append,
     )
     assert any("reusing" in m and "--fresh" in m for m in again)
+
+
+def test_minutes_cap_says_it_cut_the_run_short(tmp_path):
+    messages = []
+    run_demo(
+        out=tmp_path / "demo",
+        data=DEFAULT_DATA,
+        minutes=0.0001,  # under a second of training: the cap ends the run at once
+        max_steps=50,
+        max_eval_files=1,
+        overrides=FAST,
+        progress=False,
+        log=messages.append,
+    )
+    assert any("--minutes stopped training at step" in m and "of 50" in m for m in messages)
+
+
+def _report(rows):
+    from telugu_codec.evaluation.intervals import Interval
+    from telugu_codec.evaluation.results import SystemSummary
+
+    def iv(v):
+        return Interval(v, None, None, 1)
+
+    return SimpleNamespace(
+        summaries=[
+            SystemSummary(
+                name, fam, "", kbps, iv(kbps), iv(kbps), {"pesq_wb": iv(p), "stoi": iv(s)}
+            )
+            for name, fam, kbps, p, s in rows
+        ]
+    )
+
+
+def test_verdict_names_what_is_missing():
+    base = [("opus-6k", "opus", 6.0, 1.74, 0.88), ("codec2-3200", "codec2", 3.2, 1.73, 0.87)]
+    met = verdict(_report([("codec-3k", "codec", 3.0, 2.2, 0.9), *base]))
+    assert met.startswith("verdict: target met. codec-3k: PESQ-WB 2.20")
+    low = verdict(_report([("codec-3k", "codec", 3.0, 1.35, 0.84), *base]))
+    assert low.startswith("verdict: target not met.") and "PESQ-WB below 2.0" in low
+    assert "opus-6k (1.74 / 0.88)" in low
+    # 6 kbps rows do not count towards the <= 3 kbps target
+    high = verdict(_report([("codec-6k", "codec", 6.0, 3.0, 0.95), *base]))
+    assert "no codec row" in high
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -13,7 +14,11 @@ from safetensors.torch import load_file
 from .conftest import speechlike
 from .test_trainer import TRAIN_OVERRIDES
 
-# make the two runs comparable: no random per-rank choices inside the quantizer
+# One process with batch 2 and two with batch 1 see the same items, so their gradients must
+# match: this comparison checks DDP's gradient reduction. It turns off the quantizer's random
+# per-rank choices (k-means seeds, dead-code draws, dropout depths), which legitimately differ
+# between one process and two; test_ddp_with_every_quantizer_feature_keeps_replicas_identical
+# covers those features under DDP with every one of them on.
 DETERMINISTIC = [
     "model.quantizer.kmeans_init=false",
     "model.quantizer.dropout=0",
@@ -22,7 +27,7 @@ DETERMINISTIC = [
 ]
 
 
-def _train(out, data, nproc: int, batch: int):
+def _train(out, data, nproc: int, batch: int, extra=DETERMINISTIC, steps: int = 2, rc: int = 0):
     launcher = (
         [sys.executable, "-m", "telugu_codec"]
         if nproc == 1
@@ -45,20 +50,22 @@ def _train(out, data, nproc: int, batch: int):
             "--out",
             str(out),
             "--max-steps",
-            "2",
+            str(steps),
             "--no-progress",
             "--device",
             "cpu",
             *TRAIN_OVERRIDES,
-            *DETERMINISTIC,
+            *extra,
             f"data.batch_size={batch}",
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return load_file(str(out / "checkpoints/step_00000002/codec.safetensors"))
+    assert proc.returncode == rc, proc.stderr[-3000:]
+    if rc:
+        return proc.stderr
+    return load_file(str(out / f"checkpoints/step_{steps:08d}/codec.safetensors"))
 
 
 @pytest.mark.slow
@@ -80,3 +87,69 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         assert torch.allclose(one[k], two[k], rtol=1e-3, atol=2e-4), k
         moved += int(not torch.equal(one[k], init[k]))
     assert moved > 0  # training really changed the weights
+
+
+@pytest.mark.slow
+def test_ddp_with_every_quantizer_feature_keeps_replicas_identical(tmp_path):
+    """k-means init, dead-code re-seeding and quantizer dropout ON, two gloo processes: the
+    trainer's replica check (every validation) finds identical weights and codebooks."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(8):
+        sf.write(data / f"u{i}.wav", speechlike(1.0, seed=i), 16000)
+    features = [
+        "model.quantizer.kmeans_init=true",
+        "model.quantizer.init_vectors=0.5",  # k-means after 2 steps
+        "model.quantizer.dead_code_window=0.2",
+        "model.quantizer.replace_every=1",
+        "model.quantizer.dropout=0.5",
+        "train.val_every=3",
+        "train.ckpt_every=3",
+        "train.guard.action=warn",  # this small window counts as churn; the test is the replicas
+    ]
+    _train(tmp_path / "two", data, nproc=2, batch=2, extra=features, steps=6)
+    records = [json.loads(line) for line in (tmp_path / "two/metrics.jsonl").open()]
+    checks = [r for r in records if r.get("event") == "replicas"]
+    assert [r["step"] for r in checks] == [3, 6]
+    replaced = sum(r.get("quantizer/replaced/q0", 0) for r in records if r["kind"] == "train")
+    assert replaced > 0  # re-seeding really happened, on both ranks alike
+    state = load_file(str(tmp_path / "two/checkpoints/step_00000006/codec.safetensors"))
+    assert bool(state["quantizer.stages.0.inited"])
+
+
+@pytest.mark.slow
+def test_guard_rollback_under_ddp_rolls_back_every_rank(tmp_path):
+    """Only rank 0 writes checkpoints, so only it knew the rollback target: the other rank
+    stopped while rank 0 went on, and the run hung. Now both roll back, then the guard stops."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(8):
+        sf.write(data / f"u{i}.wav", speechlike(1.0, seed=i), 16000)
+    collapse = [
+        "model.output_gain=0.1",  # amplitude 0.1: unhealthy at every validation
+        "train.val_every=2",
+        "train.guard.max_rollbacks=1",
+    ]
+    # torchrun reports a failed child as exit status 1
+    stderr = _train(tmp_path / "two", data, nproc=2, batch=1, extra=collapse, steps=6, rc=1)
+    assert "error: training stopped by the collapse guard (" in stderr, stderr[-600:]
+    events = [json.loads(line) for line in (tmp_path / "two/metrics.jsonl").open()]
+    kinds = [r.get("event") for r in events if r["kind"] == "event"]
+    assert "rollback" in kinds and kinds[-1] == "stop"
+    assert any("amplitude_low" in r.get("message", "") for r in events)
+
+
+def test_state_checksum_sees_one_changed_element():
+    from telugu_codec.train.distributed import state_checksum
+
+    m = torch.nn.Linear(8, 8)
+    before = state_checksum(m)
+    assert torch.equal(before, state_checksum(m))
+    with torch.no_grad():
+        m.weight[3, 5] += 1e-3
+    assert not torch.equal(before, state_checksum(m))
+    with torch.no_grad():  # a swap of two elements keeps the sum but not the weighted sum
+        m.weight[3, 5] -= 1e-3
+        w = m.weight.view(-1)
+        w[0], w[1] = w[1].clone(), w[0].clone()
+    assert not torch.equal(before, state_checksum(m))

@@ -105,3 +105,10 @@ def test_codebook_churn_is_flagged():
     events = g.observe_validation(2, churning)
     assert kinds(events) == ["codebook_churn"]
     assert "q1 95.0%" in events[0].message
+
+
+def test_codebooks_are_not_judged_during_the_quantizer_warm_up():
+    g = CollapseGuard(GuardConfig(), num_codes=[1024])
+    warming = val(usage=0.001) | {"val/perplexity/q0": 1.0, "val/quantizer_warming_up": 1.0}
+    assert g.observe_validation(1, warming) == []
+    assert kinds(g.observe_validation(2, val(usage=0.001))) == ["codebook_collapse"]

@@ -316,3 +316,34 @@ def test_codec_round_trips_codes_through_the_bitstream(kind, tmp_path):
         assert torch.equal(torch.as_tensor(back.codes), torch.as_tensor(enc.codes))
         assert torch.equal(codec.decode(back), codec.decode(enc))
     assert math.isfinite(float(codec.decode(enc).abs().max()))
+
+
+@pytest.mark.slow
+def test_tiny_recipe_codebooks_stay_distinct_and_settle(tmp_path):
+    """150 steps of the `tiny` recipe on the demo corpus (~200 latent vectors a step): >= 90 %
+    of every codebook's codewords distinct; then, with the encoder frozen, fewer than 10 % of
+    the codewords move by more than half a codeword's norm within 50 steps."""
+    from telugu_codec.train.trainer import Trainer
+
+    torch.set_num_threads(2)
+    cfg = load_config("tiny", ["train.val_every=100000", "train.ckpt_every=100000"])
+    t = Trainer(
+        cfg,
+        tmp_path / "run",
+        DEMO,
+        val_data=DEMO.parent / "val",
+        progress=False,
+        tensorboard=False,
+        log=lambda _m: None,
+    )
+    t.train(150)
+    q = t.codec.quantizer
+    assert all(bool(s.inited) for s in q.stages)
+    distinct = q.distinct()
+    assert min(distinct) >= 0.9, distinct
+    before = [s.embed.clone() for s in q.stages]
+    t.codec.encoder.requires_grad_(False)
+    t.train(200)
+    for i, (s, old) in enumerate(zip(q.stages, before)):
+        moved = (s.embed - old).norm(dim=1) > 0.5 * old.norm(dim=1)
+        assert float(moved.float().mean()) < 0.1, (i, float(moved.float().mean()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 import subprocess
 import sys
@@ -65,16 +67,34 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
+# k-means after 2 steps, re-seeding dead codes on every step: the quantizer's buffers and
+# counters take part in the resume
+QUANTIZER_ACTIVE = (
+    "model.quantizer.init_vectors=0.5",
+    "model.quantizer.dead_code_window=0.2",
+    "model.quantizer.replace_every=1",
+    "train.ckpt_every=2",
+)
+
+
 def test_resume_gives_identical_weights(tmp_path, data_dir):
-    a = make_trainer(tmp_path / "a", data_dir, "train.ckpt_every=2")
+    a = make_trainer(tmp_path / "a", data_dir, *QUANTIZER_ACTIVE)
     a.train(4)
-    b = make_trainer(tmp_path / "b", data_dir, "train.ckpt_every=2")
+    b = make_trainer(tmp_path / "b", data_dir, *QUANTIZER_ACTIVE)
     b.train(2)
     del b
-    b = make_trainer(tmp_path / "b", data_dir, "train.ckpt_every=2", resume=True)
+    b = make_trainer(tmp_path / "b", data_dir, *QUANTIZER_ACTIVE, resume=True)
     assert b.state["step"] == 2
     b.train(4)
-    for name in ("codec.safetensors", "discriminator.safetensors", "optimizers.safetensors"):
+    logged = [json.loads(line) for line in (tmp_path / "a/metrics.jsonl").open()]
+    replaced = sum(r.get("quantizer/replaced/q0", 0) for r in logged if r["kind"] == "train")
+    assert replaced > 0  # dead codes really were re-seeded (after the k-means init)
+    for name in (
+        "codec.safetensors",
+        "discriminator.safetensors",
+        "optimizers.safetensors",
+        "quantizer.safetensors",
+    ):
         wa = weights(tmp_path / "a/checkpoints/step_00000004" / name)
         wb = weights(tmp_path / "b/checkpoints/step_00000004" / name)
         assert wa.keys() == wb.keys()
@@ -309,3 +329,105 @@ def test_every_recipe_takes_finite_steps(tmp_path, data_dir, preset):
     } == expected
     if cfg.loss.balancer:
         assert any(k.startswith("balancer/") for k in logs[-1])
+
+
+def test_cosine_schedule_ends_with_the_run_not_the_config(tmp_path, data_dir):
+    t = make_trainer(
+        tmp_path / "r", data_dir, "train.g_optim.schedule=cosine", "train.max_steps=100000"
+    )
+    t.train(6)
+    lrs = {
+        r["step"]: r["lr/g"]
+        for r in map(json.loads, (tmp_path / "r/metrics.jsonl").open())
+        if r["kind"] == "train"
+    }
+    peak = 1e-3
+    assert lrs[3] == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 2 / 6)))
+    assert lrs[6] < 0.1 * peak  # the last step of a 6-step run, not 6 of 100000
+    assert t.state["horizon"] == 6
+
+
+def test_cosine_schedule_follows_a_time_budget(tmp_path, data_dir):
+    t = make_trainer(tmp_path / "r", data_dir, "train.g_optim.schedule=cosine", time_budget_s=100.0)
+    t.state["horizon"] = 100000
+    t.state["train_seconds"] = 75.0  # three quarters of the budget used
+    t._set_lr()
+    assert t.g_opt.param_groups[0]["lr"] == pytest.approx(
+        1e-3 * 0.5 * (1 + math.cos(0.75 * math.pi))
+    )
+    # and the progress bar's total is the step the budget will end at
+    t.state["step"] = 300
+    assert t.expected_steps(100000, steps_per_s=4.0) == 300 + 100
+    assert t.expected_steps(350, steps_per_s=4.0) == 350
+    assert make_trainer(tmp_path / "s", data_dir).expected_steps(50, 4.0) == 50
+
+
+def test_resume_keeps_the_runs_length(tmp_path, data_dir):
+    t = make_trainer(tmp_path / "r", data_dir, "train.ckpt_every=2")
+    t.state["horizon"] = None
+    t.train(2)
+    del t
+    t = make_trainer(tmp_path / "r", data_dir, "train.ckpt_every=2", resume=True)
+    assert t.state["horizon"] == 2  # restored; train() without a number keeps it
+
+
+def test_guard_flags_induced_codebook_churn_within_one_interval(tmp_path, data_dir):
+    t = make_trainer(
+        tmp_path / "r",
+        data_dir,
+        "model.quantizer.init_vectors=0.25",
+        "model.quantizer.dead_code_window=0.01",  # every code is dead almost at once ...
+        "model.quantizer.replace_every=1",  # ... and re-seeded on every step
+        "train.val_every=4",
+        "train.guard.action=warn",
+    )
+    result = t.train(4)
+    assert "codebook churn" in result.last_validation["health"]
+    assert result.last_validation["val/replaced_per_step/q0"] > 0.05
+
+
+def test_guard_flags_induced_codebook_collapse_within_one_interval(tmp_path, data_dir):
+    t = make_trainer(
+        tmp_path / "r",
+        data_dir,
+        "model.quantizer.init_vectors=0.25",
+        "model.quantizer.dead_code_window=0",  # nothing repairs the collapse
+        "train.val_every=4",
+        "train.guard.action=warn",
+    )
+    t.train(2)  # k-means has initialised the codebooks
+    for stage in t.codec.quantizer.stages:  # collapse: every codeword the same vector
+        stage.embed.copy_(stage.embed[:1].expand_as(stage.embed))
+        stage.embed_avg.copy_(stage.embed * stage.cluster_size[:, None])
+    result = t.train(4)
+    assert "codebook collapse" in result.last_validation["health"]
+    assert result.last_validation["val/perplexity/q0"] < 2
+
+
+def test_compile_and_fused_optimizer_train_and_keep_checkpoint_keys(tmp_path, data_dir):
+    plain = make_trainer(tmp_path / "a", data_dir, "train.ckpt_every=2")
+    plain.train(2)
+    t = make_trainer(
+        tmp_path / "b",
+        data_dir,
+        "train.ckpt_every=2",
+        "train.compile=true",
+        "train.compile_backend=eager",  # traces with dynamo, no C++ code generation
+        "train.fused_optimizer=true",
+    )
+    assert hasattr(t.codec.encoder, "_compiled_call_impl") or t.codec.encoder._compiled_call_impl
+    result = t.train(2)
+    assert result.reason == "max_steps"
+    for name in ("codec.safetensors", "discriminator.safetensors"):
+        a = weights(tmp_path / "a/checkpoints/step_00000002" / name)
+        b = weights(tmp_path / "b/checkpoints/step_00000002" / name)
+        assert a.keys() == b.keys()  # compiled in place: no `_orig_mod.` prefixes
+        assert all(torch.isfinite(v.float()).all() for v in b.values())
+
+
+def test_auto_loader_workers_are_zero_on_a_cpu():
+    from telugu_codec.data.loaders import resolve_num_workers
+
+    assert resolve_num_workers(3) == 3
+    if not torch.cuda.is_available():
+        assert resolve_num_workers(-1) == 0

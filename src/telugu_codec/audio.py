@@ -70,9 +70,23 @@ def resample(wav: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     return soxr.resample(wav, orig_rate, target_rate, quality="HQ").astype(np.float32)
 
 
+def _info(path: str | Path) -> int | None:
+    """The sample rate a file declares, or None when libsndfile cannot tell."""
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except Exception:  # read_audio reports unreadable files with the right message
+        return None
+
+
 def load_audio(path: str | Path, sample_rate: int) -> LoadedAudio:
     """Read a file, mix to mono and resample to `sample_rate`, noting each conversion."""
+    from .audio_stream import check_input_rate
+
+    info = _info(path)
+    if info is not None:  # refuse an absurd rate before reading, let alone resampling
+        check_input_rate(info, str(path))
     data, rate = read_audio(path)
+    check_input_rate(rate, str(path))
     notices = []
     channels = data.shape[1]
     wav = to_mono(data)

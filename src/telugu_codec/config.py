@@ -173,6 +173,14 @@ class ModelConfig:
     normalize: bool = True  # normalise input to target_rms and undo the gain after decoding
     target_rms: float = 0.158  # -16 dBFS RMS
     max_gain_db: float = 40.0  # never amplify quieter input by more than this
+    # --- loudness normalisation kind (issue 13); `normalize: false` turns it off whatever this is
+    # clip: one gain from the whole clip (looks ahead: not streamable); block: a causal gain per
+    # block of `norm_block_frames` frames from a running level of the past only, ramped within
+    # the block and sent in the bitstream (adds no latency); none: no normalisation
+    normalization: str = "clip"
+    norm_block_frames: int = 25  # block: frames per gain (25 x 20 ms = 0.5 s at 50 Hz)
+    norm_time_constant: float = 3.0  # block: seconds of memory of the running level (EMA)
+    norm_gate_db: float = -50.0  # block: blocks quieter than this (dBFS RMS) leave the level as is
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
@@ -290,7 +298,7 @@ class DataSourceConfig:
 class DataConfig:
     segment_seconds: float = 1.0
     batch_size: int = 8
-    num_workers: int = 0
+    num_workers: int = -1  # loader processes; -1: auto (0 on a CPU, up to 8 per GPU process)
     val_fraction: float = 0.05  # held-out share when no separate validation data is given
     val_max_files: int = 16
     val_max_seconds: float = 5.0  # longest validation item (centre crop)
@@ -357,6 +365,12 @@ class TrainConfig:
     d_update_every: int = 1
     grad_accum: int = 1
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    # torch.compile the encoder, decoder and discriminators (their state-dict keys unchanged);
+    # pays a compile time at the start, worth it on a GPU for long runs
+    compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile backend ("eager" only traces: tests)
+    fused_optimizer: bool = True  # AdamW's fused kernel (one launch per step) on CUDA
+    tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs for fp32 parts
     max_nonfinite: int = 10  # consecutive non-finite steps before stopping
     log_every: int = 10
     val_every: int = 500

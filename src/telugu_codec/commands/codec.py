@@ -11,10 +11,12 @@ from . import command
 
 
 def _notice(msg: str) -> None:
-    print(f"note: {msg}", file=sys.stderr)
+    print(msg if msg.startswith("warning: ") else f"note: {msg}", file=sys.stderr)
 
 
 def _check_output(path: Path, force: bool) -> None:
+    if str(path) == "-":  # stdout
+        return
     if path.exists() and not force:
         raise CodecError(f"{path} already exists; pass --force to overwrite it")
 
@@ -65,43 +67,51 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ encode
 def _encode_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="audio file (wav, flac, ogg, ...; any rate, any channels)")
-    p.add_argument("output", help="output .tcc file")
+    p.add_argument(
+        "input", help="audio file (wav, flac, ogg, ...; any rate, any channels); - = stdin"
+    )
+    p.add_argument("output", help="output .tcc file; - = stdout")
     p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--bitrate", type=float, help="target bitrate in kbps (e.g. 1.5, 3, 6)")
     g.add_argument("--n-q", type=int, help="number of codebooks")
+    p.add_argument(
+        "--chunk-ms",
+        type=float,
+        help="push audio through the streaming encoder in chunks of this many ms (e.g. 20)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
 @command("encode", "compress an audio file into a .tcc bitstream", _encode_args)
 def cmd_encode(args: argparse.Namespace) -> int:
-    from ..audio import load_audio
-    from ..bitstream import write_tcc
     from ..model.codec import Codec
+    from ..stream_io import encode_file
 
     out = Path(args.output)
     _check_output(out, args.force)
     codec = Codec.load(args.checkpoint).remove_weight_norm()
     n_q = codec.n_q_for_bitrate(args.bitrate) if args.bitrate is not None else args.n_q
-    audio = load_audio(args.input, codec.sample_rate)
-    for note in audio.notices:
-        _notice(note)
-    enc = codec.encode(audio.wav, audio.sample_rate, n_q=n_q)
-    size = write_tcc(out, enc)
-    seconds = enc.length / enc.sample_rate
+    r = encode_file(codec, args.input, args.output, n_q, args.chunk_ms, notice=_notice)
     print(
-        f"{out}: {seconds:.2f} s, {enc.n_q} codebooks, nominal {enc.nominal_bitrate / 1000:.2f} "
-        f"kbps, {size} bytes ({size * 8 / seconds / 1000:.2f} kbps with header)"
+        f"{args.output}: {r.seconds:.2f} s, {r.n_q} codebooks, nominal "
+        f"{r.nominal_bitrate / 1000:.2f} kbps, {r.bytes} bytes ({r.bitrate / 1000:.2f} kbps "
+        "as a file)",
+        file=sys.stderr if args.output == "-" else sys.stdout,
     )
     return 0
 
 
 # ------------------------------------------------------------------------------------ decode
 def _decode_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help=".tcc file")
-    p.add_argument("output", help="output audio file (.wav or .flac)")
+    p.add_argument("input", help=".tcc file; - = stdin")
+    p.add_argument("output", help="output audio file (.wav or .flac); - = WAV on stdout")
     p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
+    p.add_argument(
+        "--chunk-ms",
+        type=float,
+        help="push codes through the streaming decoder in chunks of this many ms (e.g. 20)",
+    )
     p.add_argument(
         "--force",
         action="store_true",
@@ -111,26 +121,48 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
 
 @command("decode", "turn a .tcc bitstream back into audio", _decode_args)
 def cmd_decode(args: argparse.Namespace) -> int:
-    from ..audio import write_audio
-    from ..bitstream import read_tcc
-    from ..errors import BitstreamError
     from ..model.codec import Codec
+    from ..stream_io import decode_file
 
     out = Path(args.output)
     _check_output(out, args.force)
-    enc = read_tcc(args.input)
-    codec = Codec.load(args.checkpoint)
-    if enc.model_hash != codec.model_hash:
-        msg = (
-            f"{args.input} was encoded by model {enc.model_hash} but the checkpoint is "
-            f"{codec.model_hash}"
-        )
-        if not args.force:
-            raise BitstreamError(msg + "; use the matching checkpoint or pass --force")
-        _notice(msg + " (decoding anyway: --force)")
-    wav = codec.remove_weight_norm().decode(enc)
-    write_audio(out, wav.numpy(), enc.sample_rate)
-    print(f"{out}: {enc.length / enc.sample_rate:.2f} s at {enc.sample_rate} Hz")
+    codec = Codec.load(args.checkpoint).remove_weight_norm()
+    r = decode_file(codec, args.input, args.output, args.chunk_ms, force=args.force, notice=_notice)
+    print(
+        f"{args.output}: {r.seconds:.2f} s at {r.sample_rate} Hz"
+        + ("" if r.complete else " (cut stream: up to its last complete packet)"),
+        file=sys.stderr if args.output == "-" else sys.stdout,
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------------ export
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx", required=True, metavar="OUT_DIR", help="folder for the .onnx files")
+    p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
+    p.add_argument("--n-q", type=int, help="codebooks in the graphs (default all)")
+    p.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="use the older TorchScript exporter (faster to export) instead of torch.export",
+    )
+
+
+@command(
+    "export",
+    "export the encoder, decoder and streaming steps (causal models) as ONNX",
+    _export_args,
+)
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..model.codec import Codec
+    from ..model.export import export_onnx
+
+    meta = export_onnx(
+        Codec.load(args.checkpoint), args.onnx, args.n_q, dynamo=not args.torchscript
+    )
+    for part in meta["files"].values():
+        print(f"{Path(args.onnx) / part['file']}")
+    print(f"{Path(args.onnx) / 'export.json'}: rates, state shapes and the loudness gain to apply")
     return 0
 
 
@@ -145,9 +177,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     path = Path(args.path)
     if path.suffix == ".tcc":
+        import warnings
+
         from ..bitstream import header_dict, read_tcc
 
-        print(json.dumps(header_dict(read_tcc(path)), indent=2))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            enc = read_tcc(path)
+        for w in caught:
+            _notice(f"warning: {w.message}")
+        print(json.dumps(header_dict(enc, path.stat().st_size), indent=2))
         return 0
     from ..model.codec import Codec
 

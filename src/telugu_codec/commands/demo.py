@@ -11,9 +11,16 @@ from . import command
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="demo folder (default runs/demo)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="corpus with train/ and val/")
-    p.add_argument("--minutes", type=float, default=15.0, help="total time budget (default 15)")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="optional cap on the whole demo; training stops early if it runs out (default: "
+        "train to the step budget)",
+    )
     p.add_argument("--config", default="tiny", help="preset to train (default tiny)")
-    p.add_argument("--max-steps", type=int, help="also stop training after this many steps")
+    p.add_argument(
+        "--max-steps", type=int, help="step budget (default: the preset's train.max_steps)"
+    )
     p.add_argument("--fresh", action="store_true", help="delete a previous demo run first")
     p.add_argument("--max-eval-files", type=int, help="evaluate on at most this many files")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

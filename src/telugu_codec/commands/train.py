@@ -92,7 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(result.data_hours) > 1:
         summary += "; seen: " + ", ".join(f"{k} {v:.3f} h" for k, v in result.data_hours.items())
     if result.reason in ("guard", "nonfinite"):
-        last = result.events[-2]["message"] if len(result.events) >= 2 else ""
+        warnings = [e["message"] for e in result.events if e.get("event") == "warning"]
+        last = warnings[-1] if warnings else ""
         raise TrainingError(f"training stopped by the collapse guard ({last}); {summary}")
     print(summary)
     return 0

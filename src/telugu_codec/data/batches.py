@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import DataConfig
-from .loaders import _worker_init, infinite_batches
+from .loaders import _worker_init, infinite_batches, resolve_num_workers
 from .mix import MixedDataset, mixed_loader
 from .shards import ShardStream, resume_position
 from .sources import SourceTrainDataset
@@ -157,14 +157,15 @@ def _stream_batches(
     rank: int,
     world_size: int,
 ) -> Iterator[Batch]:
-    position = copy.deepcopy(resume_position(saved, len(ds.sets), world_size, cfg.num_workers))
+    n_workers = resolve_num_workers(cfg.num_workers, world_size)
+    position = copy.deepcopy(resume_position(saved, len(ds.sets), world_size, n_workers))
     ds.configure(rank, world_size, seed, position)
     loader = DataLoader(
         ds,
         batch_size=None,  # single samples: batches are made here, across worker boundaries
-        num_workers=cfg.num_workers,
+        num_workers=n_workers,
         pin_memory=torch.cuda.is_available(),
-        worker_init_fn=_worker_init if cfg.num_workers > 0 else None,
+        worker_init_fn=_worker_init if n_workers > 0 else None,
     )
     workers = position["workers"]
     mine = slice(rank * workers, (rank + 1) * workers)

@@ -7,6 +7,7 @@ the batches it would have seen without the interruption.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -75,6 +76,17 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode and resample; many torch threads only contend
 
 
+def resolve_num_workers(requested: int, world_size: int = 1) -> int:
+    """`data.num_workers`, with -1 (auto) resolved: 0 on a CPU (training needs every core),
+    else up to 8 loader processes per GPU process, leaving a core per process free."""
+    if requested >= 0:
+        return requested
+    if not torch.cuda.is_available():
+        return 0
+    cores = os.cpu_count() or 1
+    return max(0, min(8, cores // max(1, world_size) - 1))
+
+
 def make_train_loader(
     dataset: TrainDataset,
     cfg: DataConfig,
@@ -89,15 +101,16 @@ def make_train_loader(
     Batches are (cfg.batch_size, 1, T) float32, identical for any `cfg.num_workers`.
     """
     sampler = EpochSampler(len(dataset), cfg.batch_size, seed, epoch, start_batch, rank, world_size)
+    workers = resolve_num_workers(cfg.num_workers, world_size)
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         sampler=sampler,
         drop_last=True,
-        num_workers=cfg.num_workers,
+        num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
-        worker_init_fn=_worker_init if cfg.num_workers > 0 else None,
+        worker_init_fn=_worker_init if workers > 0 else None,
         # its own generator: starting an epoch must not draw from the global torch RNG, or a
         # resumed run (which starts one more iterator) would diverge from an uninterrupted one
         generator=torch.Generator().manual_seed(seed * 100003 + epoch),

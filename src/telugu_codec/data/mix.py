@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..config import DataConfig
 from ..errors import CodecError
 from .datasets import TrainDataset
-from .loaders import _worker_init
+from .loaders import _worker_init, resolve_num_workers
 from .sources import SourceTrainDataset
 
 CYCLE_BASE = 1 << 20  # crop epoch of pass c over a corpus in mix epoch e: e * CYCLE_BASE + c
@@ -152,14 +152,15 @@ def mixed_loader(
 ) -> tuple[DataLoader, MixSampler]:
     """One mix epoch of batches ``[audio (B, 1, T), skipped (B,), source (B,)]`` for this rank."""
     sampler = MixSampler(dataset, cfg.batch_size, seed, epoch, start_batch, rank, world_size)
+    workers = resolve_num_workers(cfg.num_workers, world_size)
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         sampler=sampler,
         drop_last=True,
-        num_workers=cfg.num_workers,
+        num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        worker_init_fn=_worker_init if cfg.num_workers > 0 else None,
+        worker_init_fn=_worker_init if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed * 100003 + epoch),
     )
     return loader, sampler

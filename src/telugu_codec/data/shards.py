@@ -379,7 +379,7 @@ class ShardStream(IterableDataset):
         self.cfg, self.sample_rate, self.hold_out = cfg, sample_rate, hold_out
         self.segment = int(round(cfg.segment_seconds * sample_rate))
         self.rank, self.world, self.seed = 0, 1, 0
-        self.position = fresh_position(len(sets), 1, cfg.num_workers)
+        self.position = fresh_position(len(sets), 1, 0)  # `configure` sets the real one
 
     def __len__(self) -> int:  # nominal: files of the index, for the report
         return sum(s.files or 0 for s in self.sets)

@@ -13,8 +13,9 @@ Codec2; see `baselines.py`) over a folder or manifest of audio files and writes:
 Bitrates are measured, never copied from the request. The codec rows go through the real
 `.tcc` bytes (`to_bytes` -> `from_bytes` -> decode). The "kbps" column counts the compressed
 payload of every system (the .tcc code bits, the Opus packets, the Codec2 frames), so the
-systems compare on equal terms; "file kbps" adds each container's overhead (the .tcc JSON
-header of about 200 bytes, Ogg pages with OpusHead / OpusTags; Codec2 is written headerless).
+systems compare on equal terms; "file kbps" adds each container's overhead (the .tcc 16-byte
+header and ~7 bytes of packet framing per second, Ogg pages with OpusHead / OpusTags; Codec2 is
+written headerless).
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ def render_markdown(report: EvaluationReport) -> str:
         "duration: the packed codes of the `.tcc` bitstream (encoded, serialised, parsed back and "
         "decoded), the Opus audio packets (Ogg pages and the OpusHead/OpusTags headers "
         "excluded), the Codec2 frames (headerless; 700C packs 28 bits into 4 bytes per frame).",
-        "- **file kbps** includes each container: the `.tcc` JSON header (about 200 bytes per "
-        "file), the Ogg pages and Opus headers. Short files make this overhead large.",
+        "- **file kbps** includes each container: the `.tcc` header and packet framing (16 "
+        "bytes per file plus about 7 per second), the Ogg pages and Opus headers.",
         "- Codec2 output is shifted back by its measured delay (20-30 ms) before scoring; "
         "STOI does not search for a delay. PESQ-WB aligns by itself.",
         "- The mel distance is the mean |log10 mel| difference (80 bands, n_fft 1024, hop 256).",

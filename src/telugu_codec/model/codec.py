@@ -7,10 +7,12 @@ out = codec.decode(enc)                          # (T,) float32 at codec.sample_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..audio import denormalize, normalize, resample, to_mono
-from ..bitstream import EncodedAudio, bits_per_code
+from ..audio import normalize, resample, to_mono
+from ..bitstream import EncodedAudio, bits_per_code, code_from_gain
 from ..checkpoint import (
     CODEC_FILE,
     find_codec_file,
@@ -32,6 +34,7 @@ from ..config import Config, ModelConfig, from_dict, to_yaml
 from ..errors import CheckpointError, CodecError
 from .decoder import build_decoder
 from .encoder import build_encoder
+from .loudness import BlockGain, gain_from_code, normalization_kind
 from .quantizer import build_quantizer
 
 
@@ -78,6 +81,8 @@ class Codec(nn.Module):
         self.encoder = build_encoder(cfg)
         self.quantizer = build_quantizer(cfg.latent_dim, cfg.quantizer)
         self.decoder = build_decoder(cfg)
+        self.normalization = normalization_kind(cfg)  # clip | block | none
+        self.block_gain = BlockGain(cfg, self.hop_length) if self.normalization == "block" else None
         self._hash: str | None = None
 
     # ---------------------------------------------------------------- properties
@@ -100,6 +105,11 @@ class Codec(nn.Module):
     @property
     def codebook_size(self) -> int:
         return self.cfg.quantizer.codebook_size
+
+    @property
+    def num_codes(self) -> int:
+        """Codes every stage can emit (<= K: an FSQ stage may use fewer than 2 ** bits)."""
+        return min(self.quantizer.num_codes)
 
     def bitrate(self, n_q: int) -> float:
         """Nominal bitrate in bits/s for `n_q` codebooks."""
@@ -131,9 +141,37 @@ class Codec(nn.Module):
         return F.pad(x, (0, extra)) if extra else x
 
     def _normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.cfg.normalize:
-            return x, torch.ones(x.shape[0], 1, 1, device=x.device)
-        return normalize(x, self.cfg.target_rms, self.cfg.max_gain_db)
+        """(B, 1, T) -> (x * gain, gain (B, 1, 1) or (B, 1, T)): what training sees."""
+        y, gain, _ = self._normalize_side(x)
+        return y, gain
+
+    def _normalize_side(
+        self, x: torch.Tensor, quantize_gain: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 1, T) -> (x * gain, gain (B, 1, 1) or (B, 1, T), side information).
+
+        The side information is what a decoder needs to undo the gain: (B,) linear gains for
+        `clip` (rounded to the bitstream's 0.5 dB steps when `quantize_gain`) and `none`, or the
+        (B, n_blocks) int64 gain codes for `block` (model/loudness.py).
+        """
+        if self.normalization == "none":
+            gain = torch.ones(x.shape[0], 1, 1, device=x.device)
+            return x, gain, gain.view(-1)
+        if self.normalization == "block":
+            codes, curve = self.block_gain.codes_and_curve(x)
+            return x * curve.to(x.dtype), curve, codes
+        y, gain = normalize(x, self.cfg.target_rms, self.cfg.max_gain_db)
+        if quantize_gain:
+            gain = gain_from_code([code_from_gain(float(g)) for g in gain.view(-1)])
+            gain = gain.to(x.device).view(-1, 1, 1)
+            y = x * gain.to(x.dtype)
+        return y, gain, gain.view(-1)
+
+    def _gain_curve(self, side: torch.Tensor, length: int) -> torch.Tensor:
+        """Side information from `_normalize` -> gain (B, 1, 1) or (B, 1, length)."""
+        if self.normalization == "block" and side.dim() == 2:
+            return self.block_gain.curve(side, side[:, 0], 0, length)
+        return side.view(-1, 1, 1).float()
 
     def forward(
         self, wav: torch.Tensor, n_q: int | None = None, return_features: bool = False
@@ -153,7 +191,7 @@ class Codec(nn.Module):
         z, enc_feats = self.encoder(x, return_features=True)
         q = self.quantizer(z, n_q)
         y, dec_feats = self.decoder(q.quantized, return_features=True)
-        y = denormalize(y[..., :t], gain)
+        y = y[..., :t] / gain.to(y.dtype)
         return CodecOutput(
             audio=y,
             codes=q.codes,
@@ -168,17 +206,26 @@ class Codec(nn.Module):
         )
 
     def encode_codes(
-        self, wav: torch.Tensor, n_q: int | None = None
+        self, wav: torch.Tensor, n_q: int | None = None, quantize_gain: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, T) -> (codes (B, n_q, ceil(T / hop)), gain (B,))."""
-        x, gain = self._normalize(wav)
+        """(B, 1, T) -> (codes (B, n_q, ceil(T / hop)), gain side information).
+
+        The side information is (B,) linear gains (`clip`, `none`) or (B, ceil(F / block))
+        int64 gain codes (`block`); `decode_codes` takes it back.
+        """
+        x, _, side = self._normalize_side(wav, quantize_gain)
         z = self.encoder(self._pad(x))
-        return self.quantizer.encode(z, n_q), gain.view(-1)
+        return self.quantizer.encode(z, n_q), side
 
     def decode_codes(self, codes: torch.Tensor, length: int, gain: torch.Tensor) -> torch.Tensor:
-        """(B, n_q, F) codes -> (B, 1, length) audio, loudness restored with `gain` (B,)."""
-        y = self.decoder(self.quantizer.decode(codes))
-        return denormalize(y[..., :length], gain)
+        """(B, n_q, F) codes -> (B, 1, length) audio, loudness restored with `gain`.
+
+        Args:
+            gain: the side information from `encode_codes`: (B,) linear gains, or
+                (B, n_blocks) gain codes for `block` normalisation.
+        """
+        y = self.decoder(self.quantizer.decode(codes))[..., :length]
+        return y / self._gain_curve(gain, y.shape[-1]).to(y.dtype)
 
     # ---------------------------------------------------------------- user API
     def _prepare(self, wav: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -209,39 +256,121 @@ class Codec(nn.Module):
             sample_rate: its rate (resampled to `self.sample_rate`).
             n_q: codebooks (default all); bitrate = frame_rate * n_q * log2(K).
         """
+        n_q = self.check_n_q(n_q)
+        x = self._prepare(wav, sample_rate)
+        codes, side = self.encode_codes(x, n_q, quantize_gain=True)
+        return self._encoded(codes[0].cpu().numpy(), int(x.shape[-1]), side[0].cpu())
+
+    def check_n_q(self, n_q: int | None) -> int:
+        """`n_q` (default: all codebooks), or CodecError when the model does not have it."""
         n_q = self.max_n_q if n_q is None else n_q
         if not 1 <= n_q <= self.max_n_q:
             raise CodecError(f"n_q must be between 1 and {self.max_n_q}, got {n_q}")
-        x = self._prepare(wav, sample_rate)
-        codes, gain = self.encode_codes(x, n_q)
+        return n_q
+
+    def _encoded(self, codes: np.ndarray, length: int, side: torch.Tensor) -> EncodedAudio:
+        """EncodedAudio for (n_q, F) codes and one item's normalisation side information."""
+        block = self.normalization == "block"
         return EncodedAudio(
-            codes=codes[0].cpu().numpy().astype(np.int64),
+            codes=codes.astype(np.int64),
             sample_rate=self.sample_rate,
-            length=int(x.shape[-1]),
+            length=length,
             frame_rate=self.frame_rate,
             codebook_size=self.codebook_size,
-            gain=float(gain[0]),
+            gain=float(side) if not block else 1.0,
             model_hash=self.model_hash,
+            normalization=self.normalization,
+            block_frames=self.cfg.norm_block_frames if block else 0,
+            block_gains=side.numpy().astype(np.int64) if block else None,
         )
+
+    def check_encoded(self, enc: EncodedAudio) -> None:
+        """Raise CodecError unless `enc` can be decoded by this model (rate, hop, K, gains)."""
+        if enc.sample_rate != self.sample_rate or enc.hop_length != self.hop_length:
+            raise CodecError(
+                f"codes are for {enc.sample_rate} Hz at {enc.frame_rate:g} frames/s, this model "
+                f"is {self.sample_rate} Hz at {self.frame_rate:g} frames/s"
+            )
+        if enc.codebook_size != self.codebook_size:
+            raise CodecError(
+                f"codes are for K={enc.codebook_size}, this model has K={self.codebook_size}"
+            )
+        if enc.n_q > self.max_n_q:
+            raise CodecError(f"codes use {enc.n_q} codebooks; this model has {self.max_n_q}")
+        if enc.frames < 1 or not (enc.frames - 1) * self.hop_length < enc.length:
+            raise CodecError(f"length {enc.length} does not match {enc.frames} frames")
+        if enc.length > enc.frames * self.hop_length:
+            raise CodecError(f"length {enc.length} does not match {enc.frames} frames")
+        codes = np.asarray(enc.codes)
+        if codes.size and (int(codes.max()) >= self.num_codes or int(codes.min()) < 0):
+            raise CodecError("codes out of range for this model's codebook size")
+        max_db = self.cfg.max_gain_db + 0.5
+        if enc.normalization == "block":
+            g = enc.block_gains
+            n_blocks = -(-enc.frames // max(enc.block_frames, 1))
+            if enc.block_frames < 1 or g is None or len(g) != n_blocks:
+                raise CodecError("block gains do not match the number of frames")
+            if len(g) and np.abs(np.asarray(g)).max() * 0.5 > max_db:
+                raise CodecError(f"a block gain is beyond +-{self.cfg.max_gain_db:g} dB")
+        elif enc.normalization in ("clip", "none"):
+            gain = float(enc.gain)
+            if not (math.isfinite(gain) and gain > 0 and abs(20 * math.log10(gain)) <= max_db):
+                raise CodecError(
+                    f"gain {gain!r} is not a finite gain within +-{self.cfg.max_gain_db:g} dB"
+                )
+        else:
+            raise CodecError(f"unknown normalisation '{enc.normalization}'")
+
+    def side_information(self, enc: EncodedAudio) -> torch.Tensor:
+        """The (1,) gain or (1, n_blocks) gain codes of `enc` for `decode_codes`."""
+        if enc.normalization == "block":
+            return torch.as_tensor(np.asarray(enc.block_gains, dtype=np.int64)).view(1, -1)
+        return torch.tensor([float(enc.gain)], dtype=torch.float32)
+
+    def gain_curve(self, enc: EncodedAudio, start: int, length: int) -> torch.Tensor:
+        """The gain `enc`'s encoder applied to samples [start, start + length): (1, 1, n)."""
+        if enc.normalization != "block":
+            return self.side_information(enc).view(1, 1, 1)
+        gain = self.block_gain
+        if gain is None or gain.block_frames != enc.block_frames:
+            cfg = dataclasses.replace(self.cfg, norm_block_frames=enc.block_frames)
+            gain = BlockGain(cfg, self.hop_length)
+        n = gain.block_length
+        codes = self.side_information(enc)
+        b0, b1 = start // n, -(-(start + length) // n)
+        prev = codes[:, max(b0 - 1, 0)]
+        return gain.curve(codes[:, b0:b1], prev, start - b0 * n, length)
 
     @torch.inference_mode()
     def decode(self, enc: EncodedAudio) -> torch.Tensor:
         """EncodedAudio -> (T,) float32 audio at `enc.sample_rate`."""
-        if enc.sample_rate != self.sample_rate or enc.codebook_size != self.codebook_size:
-            raise CodecError(
-                f"codes are for {enc.sample_rate} Hz / K={enc.codebook_size}, this model is "
-                f"{self.sample_rate} Hz / K={self.codebook_size}"
-            )
-        if enc.n_q > self.max_n_q:
-            raise CodecError(f"codes use {enc.n_q} codebooks; this model has {self.max_n_q}")
+        self.check_encoded(enc)
         device = next(self.parameters()).device
         codes = torch.from_numpy(np.asarray(enc.codes, dtype=np.int64)).to(device)[None]
-        if codes.numel() and (
-            int(codes.max()) >= min(self.quantizer.num_codes) or int(codes.min()) < 0
-        ):
-            raise CodecError("codes out of range for this model's codebook size")
-        gain = torch.tensor([enc.gain], dtype=torch.float32, device=device)
-        return self.decode_codes(codes, enc.length, gain)[0, 0].float().cpu()
+        y = self.decoder(self.quantizer.decode(codes))[..., : enc.length]
+        return (y / self.gain_curve(enc, 0, enc.length).to(y))[0, 0].float().cpu()
+
+    # ---------------------------------------------------------------- streaming
+    def stream_encoder(self, n_q: int | None = None, gain: float | None = None, **kw: Any):
+        """A `StreamEncoder` (model/streaming.py): push audio chunks of any size at the model
+        rate, get codes as frames complete.
+
+        Args:
+            n_q: codebooks (default all).
+            gain: `clip` models only, the fixed gain to use (a stream cannot see the whole clip).
+            **kw: `window_frames` for non-causal models.
+        """
+        from .streaming import StreamEncoder
+
+        return StreamEncoder(self, n_q, gain, **kw)
+
+    def stream_decoder(self, **kw: Any):
+        """A `StreamDecoder` (model/streaming.py): push codes (EncodedChunk or (n_q, k) arrays),
+        get audio. **kw: `normalization`, `gain`, `block_frames` (default: this model's),
+        `window_frames`."""
+        from .streaming import StreamDecoder
+
+        return StreamDecoder(self, **kw)
 
     # ---------------------------------------------------------------- inference speed
     def remove_weight_norm(self) -> Codec:

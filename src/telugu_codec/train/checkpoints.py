@@ -6,6 +6,8 @@ A checkpoint is a folder ``RUN/checkpoints/step_0000100/`` holding
 - ``discriminator.safetensors``;
 - ``optimizers.safetensors`` + the JSON part of both optimizers' state in ``state.json``;
 - ``rng.safetensors``: torch (and CUDA) generator states;
+- ``quantizer.safetensors``: the quantizer's training-only buffers (recent vectors that dead
+  codes are re-seeded from), so a resumed run re-seeds exactly as an uninterrupted one;
 - ``state.json``: step, data position, python/numpy RNG, balancer, guard, bookkeeping.
 
 It is written into a hidden temporary folder and renamed into place, so a run killed at any
@@ -33,6 +35,7 @@ from ..checkpoint import (
 from ..errors import CheckpointError
 
 STATE_FILE = "state.json"
+QUANTIZER_FILE = "quantizer.safetensors"
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -155,6 +158,10 @@ def save_checkpoint(
     save_tensors(tmp / "optimizers.safetensors", opt_tensors, {})
     rng_t, rng_m = rng_state()
     save_tensors(tmp / "rng.safetensors", rng_t, {})
+    quantizer = getattr(codec, "quantizer", None)
+    if quantizer is not None and hasattr(quantizer, "training_state"):
+        # the quantizer's buffers of recent vectors (dead-code re-seeding): training-only state
+        save_tensors(tmp / QUANTIZER_FILE, quantizer.training_state(), {})
     full = dict(state, step=step, optimizers=opt_meta, rng=rng_m)
     atomic_write_text(tmp / STATE_FILE, json.dumps(full))
     if final.exists():
@@ -198,6 +205,9 @@ def load_checkpoint(
         if name not in state["optimizers"]:
             raise CheckpointError(f"{path} has no state for optimizer '{name}'")
         optimizer_from_safe(opt, name, opt_tensors, state["optimizers"][name])
+    quantizer = getattr(codec, "quantizer", None)
+    if (path / QUANTIZER_FILE).exists() and hasattr(quantizer, "load_training_state"):
+        quantizer.load_training_state(load_tensors(path / QUANTIZER_FILE)[0])
     if restore_rng:
         rng_t, _ = load_tensors(path / "rng.safetensors")
         set_rng_state(rng_t, state["rng"])

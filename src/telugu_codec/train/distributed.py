@@ -59,3 +59,35 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@torch.no_grad()
+def state_checksum(module: torch.nn.Module) -> torch.Tensor:
+    """(2 x tensors,) float64: each state-dict tensor's sum and position-weighted sum.
+
+    Identical replicas give identical checksums; a single changed element changes them
+    (with probability ~1), which is what `replicas_agree` needs.
+    """
+    out = []
+    for t in module.state_dict().values():
+        v = t.detach().reshape(-1).double()
+        w = torch.arange(1, v.numel() + 1, dtype=torch.float64, device=v.device)
+        out += [v.sum(), (v * w).sum() / max(1, v.numel())]
+    return torch.stack(out) if out else torch.zeros(1, dtype=torch.float64)
+
+
+def replicas_agree(module: torch.nn.Module, info: DistInfo, device: torch.device) -> bool:
+    """True when every process holds the same weights and buffers as rank 0 (all ranks call).
+
+    DDP keeps parameters identical by averaging gradients; buffers updated outside autograd
+    (EMA codebooks, dead-code re-seeding, k-means) are only identical if every such update is
+    reduced or broadcast. This is the check that they were.
+    """
+    if not info.enabled:
+        return True
+    mine = state_checksum(module).to(device)
+    ref = mine.clone()
+    dist.broadcast(ref, 0)
+    same = torch.tensor([float(torch.equal(mine, ref))], device=device)
+    dist.all_reduce(same, op=dist.ReduceOp.MIN)
+    return bool(same.item() == 1.0)

@@ -10,7 +10,7 @@ Failure modes it detects (each tested by inducing it, see tests/test_guard.py):
   `d_loss_patience` steps in a row;
 - codebook collapse: the first codebook using less than `min_codebook_usage` of its codes on
   the validation set, or any codebook's validation perplexity below `min_perplexity` x its
-  number of codes;
+  number of codes (and never below 2: one code doing all the work);
 - codebook churn: any codebook re-seeding more than `max_code_churn` of its codes per step
   (mean over the interval since the previous validation): codes that never settle, which a
   loss curve does not show (the first RVQ re-seeded 95 % of its codes on every step).
@@ -125,6 +125,8 @@ class CollapseGuard:
                 GuardEvent("degrading", f"{what} at {cfg.patience} validations in a row", step)
             )
         usage = metrics.get("val/usage/q0")
+        if metrics.get("val/quantizer_warming_up"):  # codebooks not initialised yet
+            usage = None
         if usage is not None and usage < cfg.min_codebook_usage:
             events.append(
                 GuardEvent(
@@ -142,10 +144,13 @@ class CollapseGuard:
     def _codebook_events(self, step: int, metrics: dict[str, float]) -> list[GuardEvent]:
         """Collapse (perplexity floor) and churn (re-seeding rate) of every codebook."""
         cfg, events = self.cfg, []
+        if metrics.get("val/quantizer_warming_up"):
+            return events
         low, churn = [], []
         for q, k in enumerate(self.num_codes):
             perp = metrics.get(f"val/perplexity/q{q}")
-            if perp is not None and math.isfinite(perp) and perp < cfg.min_perplexity * k:
+            floor = max(2.0, cfg.min_perplexity * k)  # below 2: one code does all the work
+            if perp is not None and math.isfinite(perp) and perp < floor:
                 low.append(f"q{q} perplexity {perp:.1f}")
             rate = metrics.get(f"val/replaced_per_step/q{q}")
             if rate is not None and math.isfinite(rate) and rate > cfg.max_code_churn:
@@ -155,7 +160,7 @@ class CollapseGuard:
                 GuardEvent(
                     "codebook_collapse",
                     f"codebook collapse: {', '.join(low)} (below {cfg.min_perplexity:.0%} of "
-                    "its codes)",
+                    "its codes, or 2)",
                     step,
                 )
             )

@@ -10,7 +10,7 @@ Around it: learning-rate schedules, gradient clipping, bf16 autocast on CUDA, gr
 accumulation, non-finite skipping, cost accounting, TensorBoard and metrics.jsonl. The rest is
 in its own module: validation (`validation.py`), the checkpoint and rollback policy
 (`rollback.py`, on the format of `checkpoints.py`), Ctrl-C (`signals.py`), the collapse guard
-(`guard.py`), the data position (`data.infinite_batches`).
+(`guard.py`), the data position (`data.train_batches`).
 
 Longer than ~500 lines on purpose: `Trainer` is the one object that holds a run's state
 (models, optimizers, data position, bookkeeping) and each method is one short stage of the
@@ -38,14 +38,14 @@ from ..errors import TrainingError
 from ..model.codec import Codec, CodecOutput
 from ..model.discriminators import Discriminators
 from .checkpoints import latest_checkpoint, list_checkpoints
-from .distributed import DistInfo, barrier, broadcast_int, init_distributed
+from .distributed import DistInfo, barrier, broadcast_int, init_distributed, replicas_agree
 from .finetune import freeze, init_weights
 from .guard import CollapseGuard, GuardEvent
 from .logging import MetricsLog, TensorBoard
 from .rollback import RunCheckpoints
 from .schedules import lr_factor
 from .signals import StopRequest
-from .validation import health_line, validate
+from .validation import QuantizerStats, health_line, validate
 
 # decisions broadcast from rank 0 each step
 _CONTINUE, _SAVE_AND_STOP, _ROLLBACK, _GUARD_STOP = 0, 1, 2, 3
@@ -127,6 +127,7 @@ class Trainer:
         self.dist: DistInfo = init_distributed()
         self.log_fn = log
         self._bar = None  # the progress bar while training
+        self._estimated_at: int | None = None  # step of the last time-to-finish estimate
         self.cost_per_hour, self.currency = cost_per_hour, currency
         self.time_budget_s = time_budget_s
         self.progress = progress and self.dist.is_main
@@ -158,11 +159,13 @@ class Trainer:
         if tc.init_from and not (resume and latest_checkpoint(self.run_dir) is not None):
             init_weights(self.codec, self.disc, tc.init_from, self.log)
         freeze(self.codec, tc.freeze)
+        fused = tc.fused_optimizer and self.device.type == "cuda"
         self.g_opt = torch.optim.AdamW(
             self.codec.parameters(),
             lr=tc.g_optim.lr,
             betas=tc.g_optim.betas,
             weight_decay=tc.g_optim.weight_decay,
+            fused=fused or None,
         )
         self.d_opt = None
         if self.disc is not None:
@@ -171,7 +174,15 @@ class Trainer:
                 lr=tc.d_optim.lr,
                 betas=tc.d_optim.betas,
                 weight_decay=tc.d_optim.weight_decay,
+                fused=fused or None,
             )
+        if self.device.type == "cuda" and tc.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if tc.compile:  # in place: the state-dict keys (checkpoints) stay the same
+            for module in (self.codec.encoder, self.codec.decoder, self.disc):
+                if module is not None:
+                    module.compile(backend=tc.compile_backend)
         self.g_model: nn.Module = self.codec
         self.d_model: nn.Module | None = self.disc
         if self.dist.enabled:
@@ -188,7 +199,8 @@ class Trainer:
         self.recon = L.build_generator_losses(lc, sr).to(self.device)
         self.weights = dict(self.recon.weights, adv=lc.adv, fm=lc.fm)
         self.balancer = L.LossBalancer.from_config(lc) if lc.balancer else None
-        self.guard = CollapseGuard(tc.guard)
+        self.guard = CollapseGuard(tc.guard, num_codes=self.codec.quantizer.num_codes)
+        self.quantizer_stats = QuantizerStats(self.codec.quantizer.num_codes)
 
         # data
         self.train_ds, self.val_ds, self.data_report = build_datasets(
@@ -213,6 +225,7 @@ class Trainer:
             "train_seconds": 0.0,
             "nonfinite_total": 0,
             "healthy": True,
+            "horizon": None,  # the step the run ends at (the LR schedule's length)
             "data_stream": None,  # tar shards: every loader worker's position (data.batches)
             "data_seen": {},  # crops used per corpus
             "data_skipped": {},  # unreadable items passed over, by reason
@@ -266,12 +279,18 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _set_lr(self) -> None:
+        """Learning rates for this step: the schedule runs over the run's real length, i.e.
+        `train(max_steps)` (not the config's default) and, with a time budget, the budget."""
         tc, step = self.cfg.train, self.state["step"]
         scale = self.state["lr_scale"]
+        horizon = self.state.get("horizon") or tc.max_steps
+        progress = None
+        if self.time_budget_s:
+            progress = self.state["train_seconds"] / self.time_budget_s
         for opt, oc in ((self.g_opt, tc.g_optim), (self.d_opt, tc.d_optim)):
             if opt is None:
                 continue
-            lr = oc.lr * scale * lr_factor(step, oc, tc.max_steps)
+            lr = oc.lr * scale * lr_factor(step, oc, horizon, progress)
             for group in opt.param_groups:
                 group["lr"] = lr
 
@@ -374,6 +393,7 @@ class Trainer:
         if self.d_opt is not None:
             logs["lr/d"] = self.d_opt.param_groups[0]["lr"]
         logs["perplexity/q0"] = float(outs[0].perplexity[0])
+        self.quantizer_stats.add(outs)
         logs["finite"] = float(finite)
         logs["_d_loss"] = d_loss_value  # type: ignore[assignment]
         return logs
@@ -458,9 +478,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train(self, max_steps: int | None = None) -> TrainResult:
-        """Train until `max_steps` (default `train.max_steps`), the time budget, SIGINT or guard."""
+        """Train until `max_steps`, the time budget, SIGINT or the guard.
+
+        `max_steps` defaults to where the run was headed before (a resumed run) or
+        `train.max_steps`; the learning-rate schedule ends there.
+        """
         tc = self.cfg.train
-        max_steps = tc.max_steps if max_steps is None else max_steps
+        if max_steps is None:
+            max_steps = self.state.get("horizon") or tc.max_steps
+        self.state["horizon"] = max_steps
         reason = "max_steps"
         with self.stop:  # the first Ctrl-C stops after this step, with a checkpoint
             self._start()
@@ -484,6 +510,8 @@ class Trainer:
                         self._log_step(logs, max_steps, clock)
                     decision = self._validate_or_checkpoint(decision, finite)
                     decision = broadcast_int(decision, self.dist, self.device)
+                    if self.dist.enabled and self.state["step"] % tc.val_every == 0:
+                        self._check_replicas()
                     if decision == _ROLLBACK:
                         if self._rollback():
                             batches = self._batches()
@@ -522,6 +550,14 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(total=max_steps, initial=self.state["step"], unit="step", dynamic_ncols=True)
+
+    def expected_steps(self, max_steps: int, steps_per_s: float | None) -> int:
+        """The step the run will end at: `max_steps`, or earlier when the time budget ends it
+        first (estimated from the measured speed)."""
+        if self.time_budget_s is None or not steps_per_s:
+            return max_steps
+        left = max(0.0, self.time_budget_s - self.state["train_seconds"])
+        return min(max_steps, self.state["step"] + int(round(left * steps_per_s)))
 
     def _should_stop(self, reason: str) -> tuple[bool, str]:
         """Ctrl-C or the time budget: rank 0 decides, so every rank stops at the same step."""
@@ -598,10 +634,13 @@ class Trainer:
             if cost is not None:
                 logs["cost"] = cost
                 logs["cost_projected"] = cost / max(1, step) * max_steps
+            logs.update(self.quantizer_stats.window())
             self.metrics.write("train", step, **logs)
+            self._estimate(max_steps, sps)
             self.tb.scalars(logs, step)
             clock.window_start, clock.window_steps = time.time(), 0
             if bar is not None:
+                bar.total = self.expected_steps(max_steps, sps)  # the ETA follows the budget
                 post = {
                     k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if k.startswith("loss/")
                 }
@@ -611,6 +650,26 @@ class Trainer:
                 bar.set_postfix(post, refresh=False)
         if bar is not None:
             bar.update(1)
+
+    def _estimate(self, max_steps: int, steps_per_s: float) -> None:
+        """Once the speed is measured (20 steps in), and again 20 steps into the adversarial
+        phase (whose steps cost more), log when the run will end."""
+        step, start = self.state["step"], self._estimated_at
+        d_start = self.cfg.train.d_warmup_steps if self.disc is not None else 0
+        due = (start is None and step >= 20) or (start is not None and start < d_start + 20 <= step)
+        if not due or steps_per_s <= 0:
+            return
+        self._estimated_at = step
+        end = self.expected_steps(max_steps, steps_per_s)
+        minutes = (end - step) / steps_per_s / 60
+        why = "the time budget" if end < max_steps else f"--max-steps {max_steps}"
+        note = ""
+        if step < d_start < end:
+            note = f"; the discriminators join at step {d_start} and cost more per step"
+        self.log(
+            f"speed: {1 / steps_per_s:.2f} s/step; training ends at step {end} ({why}) in about "
+            f"{minutes:.1f} min{note}"
+        )
 
     def _validate_or_checkpoint(self, decision: int, finite: bool) -> int:
         """Validate every `train.val_every` steps, else checkpoint every `train.ckpt_every`."""
@@ -623,6 +682,11 @@ class Trainer:
 
     def _rollback(self) -> bool:
         """Roll back to the last healthy checkpoint (every rank); False if that is impossible."""
+        if self.dist.enabled:  # only rank 0 saves, so only it knows the target and the count
+            target = self.state.get("last_healthy")
+            step = broadcast_int(int(target[5:]) if target else -1, self.dist, self.device)
+            self.state["last_healthy"] = f"step_{step:08d}" if step >= 0 else None
+            self.state["rollbacks"] = broadcast_int(self.state["rollbacks"], self.dist, self.device)
         if not self.checkpoints.rollback(self.state):
             return False
         self.nonfinite_streak = 0
@@ -635,6 +699,15 @@ class Trainer:
         if self._bar is not None:
             self._bar.n = self.state["step"]
         return True
+
+    def _check_replicas(self) -> None:
+        """Under DDP: every process must hold rank 0's weights and codebooks (all ranks call)."""
+        if not replicas_agree(self.codec, self.dist, self.device):
+            raise TrainingError(
+                f"step {self.state['step']}: the processes' models differ (a buffer update that "
+                "is not reduced across processes); stopping before the runs drift apart"
+            )
+        self._event("replicas", f"{self.dist.world_size} processes hold identical models")
 
     def _guard_stop(self) -> str:
         """The stop reason when the guard (or a non-finite streak) ends the run."""
@@ -685,6 +758,7 @@ class Trainer:
             return _CONTINUE
         step = self.state["step"]
         val = self.validate()
+        val.update(self.quantizer_stats.since_validation())
         events = self.guard.observe_validation(step, val)
         health = CollapseGuard.summary(events)
         self.last_val = dict(val, health=health)

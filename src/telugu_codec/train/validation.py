@@ -58,7 +58,8 @@ def validate(
     Returns:
         The metrics: ``val/snr``, ``val/sisdr``, ``val/amplitude_ratio``,
         ``val/mel_distance``, ``val/pesq`` (with ``train.val_pesq``), ``val/perplexity/q{i}``,
-        ``val/usage/q{i}``, ``val/dead_codes/q{i}`` and, with discriminators,
+        ``val/usage/q{i}``, ``val/dead_codes/q{i}``, ``val/distinct/q{i}`` (share of distinct
+        codewords) and, with discriminators,
         ``val/d_acc_real`` / ``val/d_acc_fake``; and the audio samples.
     """
     codec.eval()
@@ -100,19 +101,43 @@ def validate(
         if len(samples) < cfg.train.audio_samples:
             samples.append((xs, ys))
     result = {f"val/{k_}": float(np.mean(v)) for k_, v in vals.items()}
-    dead_codes = codec.quantizer.dead_codes()
-    for q in range(codec.max_n_q):
-        c = counts[q].float()
+    quantizer = codec.quantizer
+    dead_codes, distinct = quantizer.dead_codes(), quantizer.distinct()
+    for q, num in enumerate(quantizer.num_codes):
+        c = counts[q, :num].float()  # usage is a share of the codes the stage can emit
         if c.sum() > 0:
             p = c / c.sum()
             result[f"val/perplexity/q{q}"] = float(torch.exp(-(p * torch.log(p + 1e-10)).sum()))
             result[f"val/usage/q{q}"] = float((c > 0).float().mean())
         if dead_codes[q] is not None:
             result[f"val/dead_codes/q{q}"] = dead_codes[q]
+        if distinct[q] is not None:
+            result[f"val/distinct/q{q}"] = distinct[q]
     if d_total:
         result["val/d_acc_real"] = d_real_ok / d_total
         result["val/d_acc_fake"] = d_fake_ok / d_total
     return Validation(result, samples)
+
+
+def _worst(val: dict[str, float], prefix: str) -> tuple[int, float] | None:
+    """(codebook, value) of the lowest ``{prefix}q{i}`` in `val`, or None."""
+    found = [(int(k[len(prefix) + 1 :]), v) for k, v in val.items() if k.startswith(prefix + "q")]
+    return min(found, key=lambda kv: kv[1]) if found else None
+
+
+def codebook_summary(val: dict[str, float]) -> str:
+    """The worst codebook's usage and perplexity, and the highest re-seeding rate, e.g.
+    ``codebooks: usage >= 61% (q5), perplexity >= 210 (q5), re-seeded <= 0.3%/step``."""
+    usage, perp = _worst(val, "val/usage/"), _worst(val, "val/perplexity/")
+    if usage is None:
+        return ""
+    out = f"codebooks: usage >= {usage[1]:.0%} (q{usage[0]})"
+    if perp is not None:
+        out += f", perplexity >= {perp[1]:.0f} (q{perp[0]})"
+    churn = [v for k, v in val.items() if k.startswith("val/replaced_per_step/")]
+    if churn:
+        out += f", re-seeded <= {max(churn):.1%}/step"
+    return out
 
 
 def health_line(
@@ -122,17 +147,76 @@ def health_line(
 
     Args:
         step: the training step.
-        val: `Validation.metrics`.
+        val: `Validation.metrics` (plus the trainer's ``val/replaced_per_step/q{i}``).
         health: the guard's summary (``healthy`` or the warnings).
         cost: the run's cost so far, or None when no price was given.
         currency: the label of `cost`.
     """
+    codebooks = codebook_summary(val)
     return (
         f"step {step}: SNR {val.get('val/snr', float('nan')):.2f} dB, amplitude "
         f"{val.get('val/amplitude_ratio', float('nan')):.2f}, mel distance "
         f"{val.get('val/mel_distance', float('nan')):.3f}"
         + (f", PESQ {val['val/pesq']:.2f}" if "val/pesq" in val else "")
-        + f", codebook-1 usage {val.get('val/usage/q0', 0):.0%}"
+        + (f", {codebooks}" if codebooks else "")
         + (f", cost {cost:.1f} {currency}" if cost is not None else "")
         + f" | {health}"
     )
+
+
+class QuantizerStats:
+    """Codes the quantizer re-seeded per training step, per codebook.
+
+    Two counters: a window for the step log (``quantizer/replaced/q{i}``, codes per step) and
+    one since the previous validation, over the steps after the k-means warm-up, for the guard
+    (``val/replaced_per_step/q{i}``, a share of the codebook per step).
+
+    Args:
+        num_codes: the codes each stage can emit.
+    """
+
+    def __init__(self, num_codes: list[int]):
+        self.num_codes = list(num_codes)
+        n = len(self.num_codes)
+        self._window, self._window_steps = np.zeros(n), 0
+        self._since_val, self._since_val_steps = np.zeros(n), 0
+        self.warming_up = False
+
+    def add(self, outs: list) -> None:
+        """One training step's `CodecOutput`s (one per micro-batch)."""
+        replaced = np.zeros(len(self.num_codes))
+        for out in outs:
+            if out.replaced is not None:
+                r = out.replaced.cpu().numpy()
+                replaced[: len(r)] += r
+        self.warming_up = any(out.warming_up for out in outs)
+        self._window += replaced
+        self._window_steps += 1
+        if not self.warming_up:
+            self._since_val += replaced
+            self._since_val_steps += 1
+
+    def window(self) -> dict[str, float]:
+        """Mean codes re-seeded per step since the last call, per codebook (and the warm-up)."""
+        steps = max(1, self._window_steps)
+        out = {f"quantizer/replaced/q{q}": float(v / steps) for q, v in enumerate(self._window)}
+        if self.warming_up:
+            out["quantizer/warming_up"] = 1.0
+        self._window[:], self._window_steps = 0, 0
+        return out
+
+    def since_validation(self) -> dict[str, float]:
+        """Share of each codebook re-seeded per step since the last call (after warm-up), and
+        ``val/quantizer_warming_up`` while the quantizer still gathers latents for k-means
+        (its codebooks are not trained yet, so the guard does not judge them)."""
+        if self.warming_up:
+            self._since_val[:], self._since_val_steps = 0, 0
+            return {"val/quantizer_warming_up": 1.0}
+        if self._since_val_steps == 0:
+            return {}
+        out = {
+            f"val/replaced_per_step/q{q}": float(v / self._since_val_steps / k)
+            for q, (v, k) in enumerate(zip(self._since_val, self.num_codes))
+        }
+        self._since_val[:], self._since_val_steps = 0, 0
+        return out
