@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e '.[dev,dnsmos,visqol,onnx]'
+	$(PIP) install -q -e '.[dev,data,dnsmos,visqol,onnx]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -287,6 +287,15 @@ class LossConfig:
 
 
 @dataclass
+class DataSourceConfig:
+    """One corpus of a mix (`data.sources`): where it is and how often it is drawn."""
+
+    path: str = ""  # folder, manifest, Parquet/Arrow dataset, tar shards ('a-{000..009}.tar')
+    weight: float = 1.0  # relative sampling weight (normalised over the sources)
+    name: str = ""  # label in the data report and logs ("" = the path's last part)
+
+
+@dataclass
 class DataConfig:
     segment_seconds: float = 1.0
     batch_size: int = 8
@@ -301,6 +310,15 @@ class DataConfig:
     silence_retries: int = 5  # re-draws of a training crop quieter than silence_db
     max_clipped_fraction: float = 0.01  # skip files with more full-scale samples than this share
     min_sample_rate: int = 0  # skip files below this rate (0: keep them, upsampled to the model)
+    # -- large corpora and mixing (docs/data.md): these fields belong together
+    # corpora mixed by weight; `--data` (given once or more) replaces them
+    sources: tuple[DataSourceConfig, ...] = ()
+    audio_column: str = ""  # Parquet/Arrow column holding the audio ("" = found by its type)
+    # probe every file at start-up: auto (folders, and manifests without durations), always
+    # (manifests with durations too), never (crop lengths read from file headers when used)
+    scan: str = "auto"
+    scan_workers: int = 0  # parallel probes of a folder scan (0 = one per CPU, at most 16)
+    shuffle_buffer: int = 500  # tar shards: samples shuffled together in each loader worker
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,6 +381,9 @@ class TrainConfig:
     audio_samples: int = 2  # validation clips written to TensorBoard
     val_pesq: bool = False  # also compute PESQ-WB at each validation (slower)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    # -- fine-tuning (train/finetune.py; `train --init-from`)
+    init_from: str = ""  # codec file, checkpoint or run whose weights start this run at step 0
+    freeze: tuple[str, ...] = ()  # parts kept as loaded: any of encoder, quantizer, decoder
 
 
 @dataclass

@@ -31,22 +31,39 @@ def _check_output(path: Path, force: bool) -> None:
 
 # ------------------------------------------------------------------------------------ init
 def _init_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="default", help="preset name or YAML file")
+    p.add_argument("--config", help="preset name or YAML file (default: default)")
     p.add_argument("--out", required=True, help="checkpoint file (.safetensors) or folder")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="CKPT_OR_RUN",
+        help="take the weights of this codec file, checkpoint or run (a codec-only file: no "
+        "discriminators or optimizer state); with --config, into that config's model",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.encoder.channels=32")
 
 
-@command("init", "write a randomly initialised codec checkpoint", _init_args)
+@command("init", "write a codec file: randomly initialised, or from a checkpoint", _init_args)
 def cmd_init(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..model.codec import build_codec
 
-    cfg = load_config(args.config, args.overrides)
     out = Path(args.out)
     target = out if out.suffix == ".safetensors" else out / "codec.safetensors"
     _check_output(target, args.force)
-    codec = build_codec(cfg)
+    if args.source:
+        from ..train.finetune import codec_from, source_config
+
+        if args.config is not None:
+            cfg = load_config(args.config, args.overrides)
+        else:  # the checkpoint's own model, changed by the overrides if any
+            cfg = source_config(args.source, args.overrides) if args.overrides else None
+        codec = codec_from(args.source, cfg)
+        cfg = codec.config
+    else:
+        cfg = load_config(args.config or "default", args.overrides)
+        codec = build_codec(cfg)
     created = not target.parent.exists()
     try:
         path = codec.save(out)

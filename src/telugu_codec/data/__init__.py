@@ -11,20 +11,43 @@
 - `loaders`: the epoch order per rank (resumable mid-epoch) and the loaders;
 - `report`: `DataReport`, what was found, skipped and converted;
 - `build`: `build_datasets`, the steps above in order.
+
+Large corpora, without a start-up probe:
+
+- `sources`: the map-style source interface (`AudioSource`) and its datasets, lengths read
+  from headers when first used, unreadable items passed over and counted;
+- `parquet`: Parquet files and Arrow (``save_to_disk``) folders, row by row;
+- `shards`: WebDataset tar shards, streamed (`ShardStream`), split over ranks and workers;
+- `mix`: several map-style corpora mixed by weight;
+- `batches`: `train_batches`, how the trainer draws from any of the above;
+- `prepare`: a corpus -> tar or Parquet shards at the codec rate, with an index.
 """
 
 from __future__ import annotations
 
-from .build import build_datasets
+from .batches import Batch, train_batches
+from .build import build_datasets, data_specs
 from .corpora import AudioItem, Corpus, discover, list_audio_files, read_manifest
 from .datasets import TrainDataset, ValDataset, loudness_normalize, read_span
 from .loaders import EpochSampler, infinite_batches, make_train_loader, make_val_loader
+from .mix import MixedDataset, MixSampler
 from .report import DataReport
 from .scan import CheckedFiles, FileStats, ScanEntry, check_files, scan_files
+from .shards import ShardStream
+from .sources import AudioSource, SourceTrainDataset, SourceValDataset
 from .split import hash_split, split_entries
 
 __all__ = [
     "AudioItem",
+    "AudioSource",
+    "Batch",
+    "MixSampler",
+    "MixedDataset",
+    "ShardStream",
+    "SourceTrainDataset",
+    "SourceValDataset",
+    "data_specs",
+    "train_batches",
     "CheckedFiles",
     "Corpus",
     "DataReport",

@@ -45,12 +45,15 @@ class AudioItem:
         duration: seconds; None until scanned unless a manifest gave it.
         speaker: speaker id where the layout or manifest gives one, else None.
         split: the manifest's split label (``train``, ``val``, ``test``, ...), else None.
+        row: its position in an `AudioSource` (``data/sources.py``) when it is not a file of
+            its own (a Parquet/Arrow row) or is read without a start-up probe; else None.
     """
 
     path: Path
     duration: float | None = None
     speaker: str | None = None
     split: str | None = None
+    row: int | None = None
 
 
 @dataclass
@@ -136,21 +139,49 @@ def _discover_folder(root: Path) -> Corpus:
             dirnames[:] = []
     if layouts:
         return Corpus(root, "+".join(sorted(layouts)), _dedupe(items))
-    files = sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-    )
-    files = [
-        p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return Corpus(root, "folder", [AudioItem(p) for p in files])
+    return Corpus(root, "folder", [AudioItem(Path(p)) for p in sorted(_audio_files(str(root)))])
+
+
+def _audio_files(folder: str) -> list[str]:
+    """Paths of the audio files below `folder`, hidden files and folders left out.
+
+    `os.scandir` gives each entry's type from the directory listing, so a large corpus is
+    listed without a stat per file (symbolic links to folders are not followed).
+    """
+    out, stack = [], [folder]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif (
+                    os.path.splitext(entry.name)[1].lower() in AUDIO_EXTENSIONS and entry.is_file()
+                ):
+                    out.append(entry.path)
+    return out
+
+
+def relative_key(path: Path, root: Path) -> str:
+    """`path` relative to `root` in POSIX form (the path itself when outside `root`), without
+    pathlib's cost in the common case: split and cache keys are made for every file."""
+    text, prefix = str(path), str(root).rstrip(os.sep) + os.sep
+    if os.sep == "/" and text.startswith(prefix):
+        return text[len(prefix) :]
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _dedupe(items: list[AudioItem]) -> list[AudioItem]:
-    seen: set[Path] = set()
+    seen: set[str] = set()  # strings hash much faster than paths
     out = []
     for it in items:
-        if it.path not in seen:
-            seen.add(it.path)
+        key = str(it.path)
+        if key not in seen:
+            seen.add(key)
             out.append(it)
     return out
 
@@ -219,12 +250,19 @@ def read_manifest(path: str | Path) -> list[AudioItem]:
         else:
             delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
             with path.open(encoding="utf-8", newline="") as f:
-                rows = list(csv.DictReader(f, delimiter=delimiter))
+                reader = csv.DictReader(f, delimiter=delimiter)
+                if reader.fieldnames:  # normalised once here rather than in every row below
+                    reader.fieldnames = [str(k).strip().lower() for k in reader.fieldnames]
+                rows = list(reader)
     except (OSError, UnicodeDecodeError) as e:
         raise CodecError(f"cannot read manifest {path}: {e}") from e
     if not all(isinstance(r, dict) for r in rows):
         raise CodecError(f"manifest {path} must hold one JSON object per line")
-    rows = [{str(k).strip().lower(): v for k, v in r.items() if k is not None} for r in rows]
+    if path.suffix.lower() == ".jsonl":
+        rows = [{str(k).strip().lower(): v for k, v in r.items()} for r in rows]
+    else:
+        for r in rows:
+            r.pop(None, None)  # the values of a row longer than the header
     if not rows:
         return []
     keys = set().union(*rows)
@@ -237,14 +275,16 @@ def read_manifest(path: str | Path) -> list[AudioItem]:
     spk_key = next((k for k in SPEAKER_KEYS if k in keys), None)
     split_key = next((k for k in SPLIT_KEYS if k in keys), None)
     items = []
+    # symbolic links in the manifest's folder are resolved once, not for every file
+    folder = str(path.parent.resolve())
     for r in rows:
         if not r.get(path_key):
             continue
-        p = Path(str(r[path_key])).expanduser()
-        p = p if p.is_absolute() else path.parent / p
+        p = os.path.expanduser(str(r[path_key]))
+        p = os.path.normpath(p if os.path.isabs(p) else os.path.join(folder, p))
         items.append(
             AudioItem(
-                p.resolve(),
+                Path(p),
                 _as_float(r.get(dur_key)) if dur_key else None,
                 str(r[spk_key]) if spk_key and r.get(spk_key) not in (None, "") else None,
                 str(r[split_key]).strip().lower() if split_key and r.get(split_key) else None,

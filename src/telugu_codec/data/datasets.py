@@ -17,6 +17,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -36,7 +37,7 @@ READ_ERRORS = (OSError, RuntimeError, ValueError, AudioError, sf.SoundFileError)
 
 
 def read_span(
-    path: str | Path,
+    path: str | Path | BinaryIO,
     start: int,
     length: int,
     sample_rate: int,
@@ -46,6 +47,7 @@ def read_span(
 
     Only the needed part of the file is decoded (plus a short margin for the resampler). The
     result is mixed to mono, resampled with soxr and zero-padded past the end of the file.
+    `path` may also be an open binary file (audio bytes from a Parquet row or a tar member).
 
     Args:
         expected_frames: the file's length (at its own rate) when it was scanned; a file whose
@@ -55,7 +57,7 @@ def read_span(
     Returns:
         (length,) float32.
     """
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(path if hasattr(path, "read") else str(path)) as f:
         if expected_frames is not None and f.frames != expected_frames:
             raise AudioError(
                 f"{path} changed since the scan ({expected_frames} frames, now {f.frames})"
@@ -168,6 +170,16 @@ class _AudioSet(Dataset):
     def _normalize(self, x: np.ndarray) -> np.ndarray:
         return loudness_normalize(x, self.cfg.normalize_db, self.max_gain_db)
 
+    # the reads a source of audio provides (data/sources.py overrides them for audio that is
+    # not probed at start-up: Parquet/Arrow rows, manifests with durations)
+    def _length(self, index: int) -> int:
+        """Length of item `index` in samples at the model rate."""
+        return int(self.lengths[index])
+
+    def label(self, index: int) -> str:
+        """A human-readable name of item `index` (its path)."""
+        return self.paths[index]
+
     def _read(self, index: int, start: int, length: int) -> np.ndarray:
         """`read_span` of file `index`, refusing a file changed since the scan or non-finite."""
         x = read_span(self.paths[index], start, length, self.sample_rate, int(self.frames[index]))
@@ -177,7 +189,7 @@ class _AudioSet(Dataset):
 
     def _substitutes(self, index: int, seed: int, epoch: int) -> list[int]:
         """Other items to use in place of `index` when it cannot be read, in a fixed order."""
-        n = len(self.paths)
+        n = len(self)
         if n <= 1:
             return []
         rng = np.random.default_rng([4, seed, epoch, index])  # 4: substitutes
@@ -225,7 +237,7 @@ class TrainDataset(_AudioSet):
             (1, T) float32, T = round(segment_seconds * sample_rate).
         """
         rng = np.random.default_rng([1, seed, epoch, index])  # 1: crop stream (2: order)
-        n, seg = int(self.lengths[index]), self.segment
+        n, seg = self._length(index), self.segment
         if n <= seg:
             x = self._normalize(self._read(index, 0, n))
             out = np.zeros(seg, dtype=np.float32)
@@ -255,17 +267,17 @@ class ValDataset(_AudioSet):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Returns: (1, T) float32 with T = min(file length, val_max_seconds * sample_rate)."""
-        n_items = len(self.paths)
+        n_items = len(self)
         for i in [index, *((index + k) % n_items for k in range(1, n_items))]:
-            n = int(self.lengths[i])
-            length = min(n, self.max_len)
             try:
+                n = self._length(i)
+                length = min(n, self.max_len)
                 x = self._read(i, (n - length) // 2, length)
             except READ_ERRORS as e:  # another validation file stands in for it
-                self.failures.record(self.paths[i], e)
+                self.failures.record(self.label(i), e)
                 continue
             return torch.from_numpy(self._normalize(x)).unsqueeze(0)
         raise CodecError(
             f"none of the {n_items} validation files can be read any more (e.g. "
-            f"{next(iter(self.failures.paths.items()))}); check the data disk"
+            f"{next(iter(self.failures.paths.items()), '?')}); check the data disk"
         )

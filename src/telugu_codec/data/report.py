@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 N_EXAMPLES = 5  # paths kept per skip/convert reason
@@ -30,6 +31,12 @@ class DataReport:
         converted: conversion -> number of files converted on the fly.
         converted_examples: conversion -> the first few paths.
         cache_files: the scan caches used.
+        name: the corpus's label in a mix and in the training logs.
+        weight: its share of the training crops in a mix (1.0 alone).
+        parts: for a mix, one report per corpus (this report then sums them).
+        probed: whether the files were probed at start-up (False: Parquet/Arrow rows, tar
+            shards, manifests with durations; unreadable items are then passed over and
+            counted during training instead).
     """
 
     source: str
@@ -49,6 +56,10 @@ class DataReport:
     converted: dict[str, int] = field(default_factory=dict)
     converted_examples: dict[str, list[str]] = field(default_factory=dict)
     cache_files: list[str] = field(default_factory=list)
+    name: str = "data"
+    weight: float = 1.0
+    parts: list[DataReport] = field(default_factory=list)
+    probed: bool = True
 
     @property
     def n_skipped(self) -> int:
@@ -56,10 +67,24 @@ class DataReport:
 
     def summary(self) -> str:
         """A few human-readable lines for the training log."""
+        if self.parts:
+            lines = [
+                f"data: a mix of {len(self.parts)} corpora, train {_files(self.n_train)} / "
+                f"{_hours(self.hours_train)}, val {self.n_val} files; crops drawn "
+                + ", ".join(f"{p.name} {100 * p.weight:.0f} %" for p in self.parts)
+            ]
+            for p in self.parts:
+                lines += ["  " + line for line in p.summary().splitlines()]
+            return "\n".join(lines)
+        found = (
+            f"{self.n_found} files, {self.n_usable} usable"
+            if self.probed
+            else f"{_files(self.n_found)} files, not probed"
+        )
         lines = [
-            f"data: {self.source} ({self.layout}): {self.n_found} files, {self.n_usable} usable; "
-            f"train {self.n_train} files / {self.hours_train:.2f} h, "
-            f"val {self.n_val} files / {self.hours_val:.2f} h (split: {self.split})"
+            f"data: {self.source} ({self.layout}): {found}; "
+            f"train {_files(self.n_train)} files / {_hours(self.hours_train)}, "
+            f"val {self.n_val} files / {_hours(self.hours_val)} (split: {self.split})"
         ]
         if self.speakers_train or self.speakers_val:
             lines.append(f"  speakers: {self.speakers_train} train, {self.speakers_val} val")
@@ -76,3 +101,11 @@ class DataReport:
                 "set data.min_sample_rate to skip them"
             )
         return "\n".join(lines)
+
+
+def _hours(h: float) -> str:
+    return "? h" if math.isnan(h) else f"{h:.2f} h"
+
+
+def _files(n: int) -> str:
+    return "?" if n < 0 else str(n)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from ..config import DataConfig
-from .corpora import AudioItem
+from .corpora import AudioItem, relative_key
 
 CACHE_NAME = ".telugu_codec_scan.json"
 CACHE_VERSION = 1
@@ -31,6 +32,7 @@ MIN_SECONDS = 0.05  # shorter files are skipped: too short to crop or to validat
 # a sample at or above this magnitude counts as clipped; 8-bit and companded formats top out lower
 CLIP_LEVEL = {"PCM_U8": 0.99, "PCM_S8": 0.99, "ULAW": 0.98, "ALAW": 0.98}
 DEFAULT_CLIP_LEVEL = 0.999
+MAX_SCAN_WORKERS = 16  # parallel probes by default (one per CPU up to this)
 LOW_BIT_SUBTYPES = frozenset({"PCM_U8", "PCM_S8", "ULAW", "ALAW", "IMA_ADPCM", "MS_ADPCM"})
 
 
@@ -85,28 +87,56 @@ def probe_file(path: Path) -> tuple[FileStats | None, str | None]:
         return None, "unsupported_format"
     try:
         with sf.SoundFile(str(path)) as f:
-            subtype = f.subtype
-            clip = CLIP_LEVEL.get(subtype, DEFAULT_CLIP_LEVEL)
-            frames = clipped = 0
-            peak = sumsq = 0.0
+            acc = _Accumulator(f.subtype)
             for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
-                if not np.isfinite(block).all():
+                if not acc.add(block):
                     return None, "nonfinite"
-                mag = np.abs(block)
-                frames += block.shape[0]
-                peak = max(peak, float(mag.max()))
-                clipped += int(np.count_nonzero(mag >= clip))
-                sumsq += float(np.square(block, dtype=np.float64).sum())
             rate, channels = int(f.samplerate), int(f.channels)
     except Exception:  # libsndfile raises several types for bad files
         return None, "unreadable"
-    if frames == 0:
-        return None, "empty"
-    mean_square = sumsq / (frames * channels)
-    level = 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
-    return FileStats(
-        rate, channels, frames, subtype, peak, clipped / (frames * channels), level
-    ), None
+    return acc.result(rate, channels)
+
+
+def stats_of(data: np.ndarray, rate: int, subtype: str) -> tuple[FileStats | None, str | None]:
+    """`probe_file`'s result for audio already decoded: data (T, C) float32."""
+    acc = _Accumulator(subtype)
+    if not acc.add(data):
+        return None, "nonfinite"
+    return acc.result(rate, data.shape[1])
+
+
+class _Accumulator:
+    """Peak, clipped samples and energy of a file, block by block."""
+
+    def __init__(self, subtype: str):
+        self.subtype = subtype
+        self.clip = CLIP_LEVEL.get(subtype, DEFAULT_CLIP_LEVEL)
+        self.frames = self.clipped = 0
+        self.peak = self.sumsq = 0.0
+
+    def add(self, block: np.ndarray) -> bool:
+        """Add a (T, C) block; False if it holds NaN or infinite samples."""
+        if not np.isfinite(block).all():
+            return False
+        if block.size == 0:
+            return True
+        mag = np.abs(block)
+        self.frames += block.shape[0]
+        self.peak = max(self.peak, float(mag.max()))
+        self.clipped += int(np.count_nonzero(mag >= self.clip))
+        self.sumsq += float(np.square(block, dtype=np.float64).sum())
+        return True
+
+    def result(self, rate: int, channels: int) -> tuple[FileStats | None, str | None]:
+        if self.frames == 0:
+            return None, "empty"
+        n = self.frames * channels
+        mean_square = self.sumsq / n
+        level = 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
+        stats = FileStats(
+            rate, channels, self.frames, self.subtype, self.peak, self.clipped / n, level
+        )
+        return stats, None
 
 
 class _ScanCache:
@@ -125,10 +155,8 @@ class _ScanCache:
                 self.records = {}  # a broken cache is rebuilt, never trusted
 
     def key(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        key = relative_key(path, self.root)
+        return key if key != path.as_posix() else str(path)
 
     def get(self, path: Path) -> tuple[FileStats | None, str | None] | None:
         rec = self.records.get(self.key(path))
@@ -196,14 +224,20 @@ def scan_files(
     root: Path,
     cache_file: Path | None,
     log: Callable[[str], None] = print,
+    workers: int = 0,
 ) -> list[ScanEntry]:
     """Probe every item (see `probe_file`), reusing cached results for unchanged files.
+
+    New files are probed in parallel threads (libsndfile and numpy release the GIL while they
+    decode and reduce), with a progress bar on a terminal and a line every 30 s otherwise; the
+    cache is written every 30 s, so an interrupted scan resumes where it stopped.
 
     Args:
         items: files to check.
         root: the corpus folder; cache keys are relative to it.
         cache_file: JSON cache path, or None for no cache.
         log: receives progress lines for long scans.
+        workers: parallel probes (0: one per CPU, at most `MAX_SCAN_WORKERS`).
 
     Returns:
         One `ScanEntry` per item, in the same order; `item.duration` is set for readable files.
@@ -214,18 +248,25 @@ def scan_files(
     if todo:
         if len(todo) > 200:
             log(f"scanning {len(todo)} audio files (cached in {cache_file}) ...")
-        workers = min(8, os.cpu_count() or 1) if len(todo) > 16 else 1
+        workers = max(workers, 0) or min(MAX_SCAN_WORKERS, os.cpu_count() or 1)
+        workers = workers if len(todo) > 16 else 1
+        bar = _progress_bar(len(todo)) if len(todo) > 200 else None
         t0 = last = time.monotonic()
-        with ThreadPoolExecutor(max_workers=workers) as pool:  # libsndfile releases the GIL
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             for n, (i, res) in enumerate(
                 zip(todo, pool.map(lambda i: probe_file(items[i].path), todo)), 1
             ):
                 results[i] = res
                 cache.put(items[i].path, *res)
+                if bar is not None:
+                    bar.update(1)
                 if time.monotonic() - last > 30:
                     last = time.monotonic()
-                    log(f"  scanned {n}/{len(todo)} files in {last - t0:.0f} s")
+                    if bar is None:
+                        log(f"  scanned {n}/{len(todo)} files in {last - t0:.0f} s")
                     cache.save()
+        if bar is not None:
+            bar.close()
         cache.save()
     entries = []
     for it, res in zip(items, results):
@@ -234,6 +275,15 @@ def scan_files(
             it.duration = stats.duration
         entries.append(ScanEntry(it, stats, error))
     return entries
+
+
+def _progress_bar(total: int):
+    """A tqdm bar on a terminal, else None (logs and tests get the periodic lines)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="scan", dynamic_ncols=True, leave=False)
 
 
 @dataclass

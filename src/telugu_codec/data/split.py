@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import DataConfig
+from .corpora import relative_key
 from .scan import ScanEntry
 
 VAL_SPLITS = frozenset({"val", "valid", "validation", "dev"})
@@ -27,10 +28,7 @@ def _hash01(key: str) -> float:
 def _rel_key(path: Path, root: Path) -> str:
     """The split key of a file: its path relative to the corpus root, so moving a corpus keeps
     its split."""
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
+    return relative_key(path, root)
 
 
 def hash_split(
@@ -53,15 +51,17 @@ def hash_split(
             return "speaker:" + e.item.speaker
         return "file:" + key
 
-    units = sorted({unit(e) for e in entries}, key=_hash01)
-    val_units = {u for u in units if _hash01(u) < val_fraction}
+    keys = [unit(e) for e in entries]
+    hashes = {u: _hash01(u) for u in keys}
+    units = sorted(hashes, key=hashes.__getitem__)
+    val_units = {u for u in units if hashes[u] < val_fraction}
     if val_fraction > 0 and len(units) >= 2:
         if not val_units:
             val_units = {units[0]}
         elif len(val_units) == len(units):
             val_units.discard(units[-1])
-    train = [e for e in entries if unit(e) not in val_units]
-    val = [e for e in entries if unit(e) in val_units]
+    train = [e for e, u in zip(entries, keys) if u not in val_units]
+    val = [e for e, u in zip(entries, keys) if u in val_units]
     return train, val
 
 

@@ -10,7 +10,7 @@ Around it: learning-rate schedules, gradient clipping, bf16 autocast on CUDA, gr
 accumulation, non-finite skipping, cost accounting, TensorBoard and metrics.jsonl. The rest is
 in its own module: validation (`validation.py`), the checkpoint and rollback policy
 (`rollback.py`, on the format of `checkpoints.py`), Ctrl-C (`signals.py`), the collapse guard
-(`guard.py`), the data position (`data.infinite_batches`).
+(`guard.py`), the data position (`data.train_batches`).
 
 Longer than ~500 lines on purpose: `Trainer` is the one object that holds a run's state
 (models, optimizers, data position, bookkeeping) and each method is one short stage of the
@@ -34,7 +34,7 @@ from torch import nn
 from .. import losses as L
 from ..config import Config
 from ..config_checks import check_config
-from ..data import build_datasets, infinite_batches
+from ..data import Batch, build_datasets, train_batches
 from ..errors import TrainingError
 from ..model.codec import Codec, CodecOutput
 from ..model.discriminators import Discriminators
@@ -47,6 +47,7 @@ from .distributed import (
     init_distributed,
     replicas_agree,
 )
+from .finetune import freeze, init_weights
 from .guard import CollapseGuard, GuardEvent
 from .logging import MetricsLog, TensorBoard
 from .rollback import PENDING_ROLLBACK, RunCheckpoints
@@ -76,6 +77,7 @@ class TrainResult:
     audio_hours: float = 0.0
     cost: float | None = None
     events: list[dict] = field(default_factory=list)
+    data_hours: dict[str, float] = field(default_factory=dict)  # audio seen, per corpus
 
 
 def device_name(device: torch.device) -> str:
@@ -107,7 +109,9 @@ class Trainer:
     Args:
         config: the resolved config (saved to RUN/config.yaml and into every checkpoint).
         run_dir: output folder; must not hold a previous run unless `resume`.
-        data: training data (folder, manifest or corpus layout).
+        data: training data (folder, manifest, corpus layout, Parquet/Arrow dataset, tar
+            shards), or several to mix (paths or `DataSourceConfig`s with weights); None:
+            ``data.sources`` of the config.
         val_data: validation data (default: a deterministic held-out split of `data`).
         resume: continue from the last complete checkpoint in `run_dir`.
         cost_per_hour: price of the machine per hour, for cost accounting.
@@ -119,7 +123,7 @@ class Trainer:
         self,
         config: Config,
         run_dir: str | Path,
-        data: str | Path,
+        data: str | Path | list | None,
         val_data: str | Path | None = None,
         resume: bool = False,
         device: str | torch.device | None = None,
@@ -165,6 +169,10 @@ class Trainer:
             self.disc = Discriminators(config.discriminator, config.model.sample_rate).to(
                 self.device
             )
+        # fine-tuning (finetune.py): another run's weights at step 0, parts kept fixed
+        if tc.init_from and not (resume and latest_checkpoint(self.run_dir) is not None):
+            init_weights(self.codec, self.disc, tc.init_from, self.log)
+        freeze(self.codec, tc.freeze)
         fused = tc.fused_optimizer and self.device.type == "cuda"
         self.g_opt = torch.optim.AdamW(
             self.codec.parameters(),
@@ -232,6 +240,9 @@ class Trainer:
             "nonfinite_total": 0,
             "healthy": True,
             "horizon": None,  # the step the run ends at (the LR schedule's length)
+            "data_stream": None,  # tar shards: every loader worker's position (data.batches)
+            "data_seen": {},  # crops used per corpus
+            "data_skipped": {},  # unreadable items passed over, by reason
         }
         self.nonfinite_streak = 0
         self.events: list[dict] = []
@@ -305,7 +316,9 @@ class Trainer:
                     "train.guard.enabled=false"
                 )
             log_file = self.run_dir / DATA_ERRORS_FILE
-            self.train_ds.failures.log_file = self.val_ds.failures.log_file = log_file
+            for ds in (self.train_ds, self.val_ds):  # streams and mixes count `skipped` instead
+                if getattr(ds, "failures", None) is not None:
+                    ds.failures.log_file = log_file
             if self.dist.is_main:
                 self._check_data(announce=False)  # files that went bad before a resume
                 changes = record_config(self.run_dir, self.cfg, self.state["step"])
@@ -358,18 +371,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _batches(self) -> Iterator[torch.Tensor]:
-        it = infinite_batches(
+        it = train_batches(
             self.train_ds,
             self.cfg.data,
             seed=self.cfg.train.seed,
             start_epoch=self.state["epoch"],
             start_batch=self.state["batch_in_epoch"],
+            stream=self.state.get("data_stream"),
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
-        for epoch, index, batch in it:
-            self.state["epoch"], self.state["batch_in_epoch"] = epoch, index + 1
-            yield batch
+        for batch in it:
+            self.state["epoch"], self.state["batch_in_epoch"] = batch.epoch, batch.index + 1
+            self._count_data(batch)
+            yield batch.audio
+
+    def _count_data(self, batch: Batch) -> None:
+        """Crops per corpus and items passed over (all processes), kept in the state."""
+        self.state["data_stream"] = batch.stream
+        for key, counts in (("data_seen", batch.seen), ("data_skipped", batch.skipped)):
+            total = self.state.setdefault(key, {})
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+        if batch.skipped:
+            self.log(f"data: passed over {batch.skipped} (unreadable or corrupt)")
+
+    def _data_hours(self) -> dict[str, float]:
+        seg = self.cfg.data.segment_seconds
+        return {k: v * seg / 3600 for k, v in self.state.get("data_seen", {}).items()}
 
     # ------------------------------------------------------------------ one step
     def _adversarial_on(self) -> bool:
@@ -625,8 +654,15 @@ class Trainer:
 
     def _check_data(self, announce: bool = True) -> bool:
         """Log each training or validation file that went bad (once); True when more than
-        ``data.max_bad_fraction`` of them have."""
-        for rec in self.train_ds.failures.new_records():
+        ``data.max_bad_fraction`` of them have. (Streams and mixes of corpora pass over bad
+        items themselves and count them in ``data_skipped``.)"""
+        failures = next(
+            (d.failures for d in (self.train_ds, self.val_ds) if getattr(d, "failures", None)),
+            None,
+        )
+        if failures is None:
+            return False
+        for rec in failures.new_records():
             path = str(rec.get("path"))
             if path in self.bad_files:
                 continue
@@ -638,7 +674,10 @@ class Trainer:
                 f"data: skipping {path} ({rec.get('error')}); {len(self.bad_files)} file(s) "
                 "unreadable so far"
             )
-        total = len(self.train_ds) + len(self.val_ds)
+        try:
+            total = len(self.train_ds) + len(self.val_ds)
+        except TypeError:  # a stream has no length
+            total = len(self.val_ds) + len(self.bad_files)
         limit = self.cfg.data.max_bad_fraction * total
         if len(self.bad_files) <= limit:
             return False
@@ -708,6 +747,7 @@ class Trainer:
             logs["steps_per_s"] = sps
             logs["audio_seconds_per_s"] = sps * gb * seg
             logs["audio_hours"] = self.state["audio_seconds"] / 3600
+            logs.update({f"data_hours/{k}": v for k, v in self._data_hours().items()})
             logs["wall_seconds"] = self.state["train_seconds"]
             cost = self._cost(self.state["train_seconds"])
             if cost is not None:
@@ -830,6 +870,7 @@ class Trainer:
             audio_hours=self.state["audio_seconds"] / 3600,
             cost=self._cost(seconds),
             events=self.events,
+            data_hours=self._data_hours(),
         )
 
     # ------------------------------------------------------------------ validation
