@@ -287,6 +287,29 @@ def test_bad_n_q_and_kind_raise():
         build_quantizer(8, QuantizerConfig(kind="fsq", codebook_size=64, fsq_levels=(8, 8, 8)))
 
 
+def test_a_code_that_dies_again_after_reseeding_waits_longer():
+    """Backoff: a re-seeded code that is not chosen again gets `reseed_backoff` x the window
+    before its next re-seed (a fixed window re-seeded stranded codes in waves, forever)."""
+    from telugu_codec.model.quantizer.codebook_upkeep import CodebookUpkeep
+
+    def steps_until_dead(up: CodebookUpkeep) -> int:
+        counts = torch.zeros(8)
+        counts[0] = 4.0  # 4 vectors a step, all on code 0: codes 1..7 are never chosen
+        for step in range(1, 200):
+            up.observe(torch.randn(4, 3), counts)
+            if bool(up.dead_mask()[1]):
+                up.mark_replaced(up.dead_mask())
+                return step
+        return -1
+
+    for backoff, expected in ((4.0, [3, 9, 33, 129, 129]), (1.0, [3, 3, 3, 3, 3])):
+        cfg = QuantizerConfig(codebook_size=8, dead_code_window=1.0, reseed_backoff=backoff)
+        up = CodebookUpkeep(3, cfg)
+        # window 1 x K = 8 vectors: dead after 3 steps of 4; then 4x, 16x, 64x (at most 3x)
+        assert [steps_until_dead(up) for _ in range(5)] == expected
+    assert not bool(up.dead_mask()[0])  # the code in use is never dead
+
+
 def test_training_state_round_trip_restores_the_buffers():
     q = make_q(init_vectors=1.0)
     warm(q, torch.randn(2, 8, 30))
@@ -298,6 +321,7 @@ def test_training_state_round_trip_restores_the_buffers():
     for a, b in zip(q.stages, other.stages):
         assert torch.equal(a.upkeep.contents(), b.upkeep.contents())
         assert (a.upkeep.pos, a.upkeep.fill) == (b.upkeep.pos, b.upkeep.fill)
+        assert torch.equal(a.upkeep.strikes, b.upkeep.strikes)
 
 
 @pytest.mark.parametrize("kind", ("factorized", "fsq"))

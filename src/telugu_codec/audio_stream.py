@@ -24,12 +24,15 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError
+from .audio import wav_declared_frames
+from .errors import AudioError, StorageError
 
 MIN_INPUT_RATE = 4000  # Hz: below telephone band there is no speech to code
 MAX_INPUT_RATE = 768000
 MAX_CHANNELS = 64
 STDIO = "-"
+# what a failing write raises: OSError, or libsndfile's errors (RuntimeErrors)
+WRITE_ERRORS = (OSError, RuntimeError)
 
 
 def check_input_rate(rate: int, source: str) -> None:
@@ -89,6 +92,13 @@ class AudioReader:
             self.notices.append(f"mixed {self.channels} channels down to mono")
         if self.source_rate != sample_rate:
             self.notices.append(f"resampled {self.source_rate} Hz -> {sample_rate} Hz")
+        declared = None if isinstance(target, int) else wav_declared_frames(target)
+        if declared is not None and declared > self.file.frames:  # libsndfile reads what is there
+            rate = self.source_rate
+            self.notices.append(
+                f"warning: {self.name} is cut short: its header declares {declared / rate:.2f} s "
+                f"but only {self.file.frames / rate:.2f} s are there; using what is there"
+            )
         self.samples_out = 0
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -166,15 +176,21 @@ class AudioWriter:
             )
             return
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(self.path.suffix.lower(), "WAV")
         subtype = {"FLAC": "PCM_16", "OGG": "VORBIS"}.get(fmt, "FLOAT")
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.file = sf.SoundFile(tmp, "w", sample_rate, 1, subtype, format=fmt)
+        self.tmp: Path | None = None
+        self.file = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+            os.close(fd)
+            self.tmp = Path(tmp)
+            self.file = sf.SoundFile(tmp, "w", sample_rate, 1, subtype, format=fmt)
+        except WRITE_ERRORS as e:
+            self.abort()
+            raise StorageError.writing(self.path, e) from e
 
     def write(self, x: np.ndarray) -> None:
         x = np.clip(np.asarray(x, dtype=np.float32).reshape(-1), -1.0, 1.0)
@@ -182,19 +198,32 @@ class AudioWriter:
         if self.stdout is not None:
             self.stdout.write(x.astype("<f4").tobytes())
             self.stdout.flush()  # a player downstream gets each block as it is decoded
-        else:
+            return
+        try:
             self.file.write(x)
+        except WRITE_ERRORS as e:  # e.g. the disk filled up: a one-line error, nothing left
+            self.abort()
+            raise StorageError.writing(self.path, e) from e
 
     def close(self) -> None:
         """Finish: flush stdout, or close the temp file and rename it into place."""
         if self.stdout is not None:
             self.stdout.flush()
             return
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except WRITE_ERRORS as e:
+            self.abort()
+            raise StorageError.writing(self.path, e) from e
 
     def abort(self) -> None:
-        """Drop a partly written file."""
+        """Drop a partly written file (never raises)."""
         if self.stdout is None:
-            self.file.close()
-            self.tmp.unlink(missing_ok=True)
+            if self.file is not None:
+                try:
+                    self.file.close()
+                except WRITE_ERRORS:
+                    pass
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)

@@ -150,6 +150,9 @@ class QuantizerConfig:
     # through its stage: a count of vectors, not of steps, so it means the same at any batch
     # size (a code of average usage is expected 8 times in 8 K vectors; P(0 uses) = e^-8)
     dead_code_window: float = 8.0  # 0 disables dead-code replacement
+    # a re-seeded code's dead window grows this many times per re-seed (up to 3 re-seeds;
+    # 1 = a fixed window): codes that die again right away stop churning
+    reseed_backoff: float = 4.0
     replace_every: int = 10  # look for dead codes every this many training steps
     # -- factorized (DAC)
     factorized_dim: int = 8  # low-dimensional lookup space

@@ -119,6 +119,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "buffer_size": POS,
         "dead_code_window": NONNEG,
         "replace_every": POS,
+        "reseed_backoff": _rule(lambda v: _finite(v) and 1 <= v <= 100, "must be in [1, 100]"),
         "factorized_dim": POS,
         "codebook_weight": NONNEG,
         "fsq_levels": each(AT_LEAST_2),
@@ -133,6 +134,10 @@ RULES: dict[str, dict[str, Rule]] = {
         "tanh_output": BOOL,
         "output_gain": POS,
         "normalize": BOOL,
+        "normalization": choice("clip", "block", "none"),
+        "norm_block_frames": _rule(lambda v: _finite(v) and 1 <= v <= 255, "must be in 1..255"),
+        "norm_time_constant": POS,
+        "norm_gate_db": FINITE,
         "target_rms": OPEN_FRACTION,
         "max_gain_db": NONNEG,
         "encoder": ANY,
@@ -195,10 +200,20 @@ RULES: dict[str, dict[str, Rule]] = {
         "stft_n_ffts": each(POS),
         "mel_loss": ANY,
     },
+    "DataSourceConfig": {
+        "path": ANY,
+        "weight": _rule(lambda v: _finite(v) and v > 0, "must be positive"),
+        "name": ANY,
+    },
     "DataConfig": {
         "segment_seconds": POS,
         "batch_size": POS,
-        "num_workers": NONNEG,
+        "num_workers": _rule(lambda v: _finite(v) and v >= -1, "must be >= 0, or -1 (auto)"),
+        "sources": ANY,  # each entry is a DataSourceConfig (checked below)
+        "audio_column": ANY,
+        "scan": choice("auto", "always", "never"),
+        "scan_workers": NONNEG,
+        "shuffle_buffer": POS,
         "val_fraction": DECAY,
         # 0 would validate on nothing, and a validation that measured nothing looked healthy
         "val_max_files": POS,
@@ -252,6 +267,12 @@ RULES: dict[str, dict[str, Rule]] = {
         "audio_samples": NONNEG,
         "val_pesq": BOOL,
         "guard": ANY,
+        "compile": BOOL,
+        "compile_backend": ANY,
+        "fused_optimizer": BOOL,
+        "tf32": BOOL,
+        "init_from": ANY,
+        "freeze": each(choice("encoder", "quantizer", "decoder")),
     },
     "Config": {
         "name": ANY,
@@ -314,6 +335,10 @@ def check_config(cfg: Any) -> None:
             value = getattr(obj, f.name)
             if dataclasses.is_dataclass(value):
                 walk(value, key)
+                continue
+            if isinstance(value, (tuple, list)) and value and dataclasses.is_dataclass(value[0]):
+                for i, item in enumerate(value):  # e.g. data.sources
+                    walk(item, f"{key}[{i}]")
                 continue
             rule = rule_for(type(obj), f.name)
             why = rule(value) if rule is not None else None
