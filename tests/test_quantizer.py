@@ -92,6 +92,26 @@ def test_fsq_bound_gives_exactly_levels_values():
     assert stage.num_codes == 80
 
 
+def test_fsq_first_training_step_scales_the_projection_to_use_the_levels():
+    """A small latent (and every later stage's smaller residual) used to round to a handful of
+    codes: 1 % of 1000 in every stage on `tiny`. The first training step now scales each
+    stage's input projection so its outputs spread over the levels."""
+    x = 0.01 * torch.randn(4, 8, 200)  # a quiet latent
+    fresh = make_q("fsq", fsq_levels=(8, 5, 5, 5), codebook_size=1024, dropout=0.0).eval()
+    before = [len(torch.unique(c)) for c in fresh.encode(x).transpose(0, 1).reshape(4, -1)]
+    q = make_q("fsq", fsq_levels=(8, 5, 5, 5), codebook_size=1024, dropout=0.0)
+    q.load_state_dict(fresh.state_dict())
+    warm(q, x, steps=1)
+    assert all(bool(s.inited) for s in q.stages)
+    q.eval()
+    after = [len(torch.unique(c)) for c in q.encode(x).transpose(0, 1).reshape(4, -1)]
+    assert max(before) <= 20, before
+    assert min(after) >= 200, after  # of 800 vectors, over the 1000 codes
+    state = {k: v.clone() for k, v in q.state_dict().items()}
+    warm(q, 100 * x, steps=1)  # once only: a later batch does not rescale
+    assert all(torch.equal(state[k], v) for k, v in q.state_dict().items())
+
+
 def test_factorized_lookup_is_straight_through():
     q = make_q("factorized")
     stage: FactorizedCodebook = q.stages[0]

@@ -6,6 +6,12 @@ levels[i] values with a shifted tanh (paper eq. 1 and its appendix code), rounds
 straight-through estimator, and projects back. The code is the mixed-radix number of the d
 rounded values, so a stage has prod(levels) codes and no codebook that could collapse or die.
 Stacked on residuals (as in residual FSQ) with quantizer dropout, it keeps the bitrate ladder.
+
+Each stage's input projection is scaled from data on its first training step (like the EMA
+codebooks' k-means): its d outputs get zero mean and unit variance over the batch, so the
+rounding sees values spread over the levels. Without it the projection of a small latent (or
+of a later stage's smaller residual) stays inside one rounding interval: measured on `tiny`,
+every stage used 1 % of its 1000 codes (perplexity 2-5) after 600 steps.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ...config import QuantizerConfig
 from ...errors import ConfigError
-from .base import ResidualQuantizer, Stage, StageOutput
+from .base import ResidualQuantizer, Stage, StageOutput, all_reduce_
 
 # the paper's recommended levels for a target codebook size (sec. 4.1, table 1)
 PAPER_LEVELS: dict[int, tuple[int, ...]] = {
@@ -66,6 +72,26 @@ class FSQStage(Stage):
         self.register_buffer("half_width", torch.floor(lv / 2), persistent=False)
         self.proj_in = weight_norm(nn.Linear(dim, len(levels)))
         self.proj_out = weight_norm(nn.Linear(len(levels), dim))
+        self.register_buffer("inited", torch.tensor(False))
+
+    @torch.no_grad()
+    def init_scale(self, x: torch.Tensor) -> None:
+        """Rescale `proj_in` so its outputs on the rows x (N, D) have zero mean and unit
+        variance per dimension (statistics summed over DDP processes: identical everywhere)."""
+        z = self.proj_in(x.float())
+        stats = torch.cat([z.sum(0), z.pow(2).sum(0), z.new_tensor([z.shape[0]])])
+        all_reduce_(stats)
+        d = z.shape[1]
+        if float(stats[-1]) == 0:  # no process had rows for this stage yet (dropout)
+            return
+        n = stats[-1]
+        mean = stats[:d] / n
+        std = (stats[d : 2 * d] / n - mean.pow(2)).clamp_min(1e-12).sqrt()
+        scale = 1.0 / std.clamp_min(1e-6)
+        g = self.proj_in.parametrizations.weight.original0  # (d, 1): the weight norm's gain
+        g.mul_(scale[:, None])
+        self.proj_in.bias.copy_((self.proj_in.bias - mean) * scale)
+        self.inited.fill_(True)
 
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         """(N, d) -> values in (-L/2, L/2) per dimension, so rounding gives L integers."""
@@ -91,6 +117,8 @@ class FSQStage(Stage):
         return self.proj_out(q / self.half_width)
 
     def quantize(self, x: torch.Tensor, mask: torch.Tensor | None) -> StageOutput:
+        if mask is not None and not bool(self.inited):  # the first training step
+            self.init_scale(x.detach()[mask])  # every process calls it (a collective)
         q = self._rounded(x)
         out = self.proj_out(q / self.half_width)
         return StageOutput(out, self._codes(q), x.new_zeros(()))
