@@ -112,6 +112,20 @@ def test_fsq_first_training_step_scales_the_projection_to_use_the_levels():
     assert all(torch.equal(state[k], v) for k, v in q.state_dict().items())
 
 
+def test_fsq_loss_pulls_saturated_values_back_into_range():
+    """The latent ran away to ~1e6 (tanh flat, one code per stage); the stage loss is zero in
+    range and its gradient points back toward it beyond."""
+    q = make_q("fsq", fsq_levels=(8, 5, 5, 5), codebook_size=1024, dropout=0.0)
+    warm(q, torch.randn(2, 8, 100), steps=1)
+    calm = q(torch.randn(2, 8, 100))
+    x = (50 * torch.randn(2, 8, 100)).requires_grad_()
+    out = q(x)
+    assert float(calm.commit_loss) < 0.05 < float(out.commit_loss)
+    out.commit_loss.backward()
+    step = x - 1e-3 * x.grad
+    assert float(q(step).commit_loss) < float(out.commit_loss)
+
+
 def test_factorized_lookup_is_straight_through():
     q = make_q("factorized")
     stage: FactorizedCodebook = q.stages[0]
