@@ -125,7 +125,10 @@ def _fmt(v, digits: int = 3) -> str:
 
 
 def report(out: Path) -> str:
-    results = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    kinds = ("ema", "factorized", "fsq")
+    results = [
+        json.loads((out / f"{k}.json").read_text()) for k in kinds if (out / f"{k}.json").exists()
+    ]
     lines = [
         "| kind | steps | s/step | kbps | mel distance | PESQ-WB | STOI |",
         "|---|---:|---:|---:|---:|---:|---:|",
