@@ -52,7 +52,7 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
     assert sample["tcc_bytes"] == (out / "sample.tcc").stat().st_size
     text = "\n".join(messages)
     assert "PESQ" in text and str(out) in text
-    assert "training `tiny` for 3 steps" in text  # the demo's preset
+    assert "training `tiny-istft` for 3 steps" in text  # the demo's preset
     assert "max_steps at step 3" in text
     # the comparison table (our rows, Opus, Codec2) and the one-line verdict
     assert any("codec-1.5k" in m for m in messages) and any("opus-6k" in m for m in messages)
@@ -152,3 +152,23 @@ def test_compare_two_recipes_writes_table_and_plot(tmp_path):
     a = load_file(str(out / "l1-vq/checkpoints/step_00000000/codec.safetensors"))
     b = load_file(str(out / "dac/checkpoints/step_00000000/codec.safetensors"))
     assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_a_recipe_can_carry_its_own_changes():
+    """`tiny+loss.loudness=0`: the tiny recipe without its loudness term, beside `tiny` (the
+    study separates the loudness term from the learning rate this way)."""
+    from telugu_codec.compare import parse_recipe, study_config
+    from telugu_codec.errors import CodecError
+
+    assert parse_recipe("tiny") == ("tiny", [])
+    assert parse_recipe("tiny+loss.loudness=0+train.g_optim.lr=1e-4") == (
+        "tiny",
+        ["loss.loudness=0", "train.g_optim.lr=1e-4"],
+    )
+    plain = study_config("tiny", "tiny", [])
+    changed = study_config("tiny+loss.loudness=0", "tiny", [])
+    assert plain.loss.loudness > 0 and changed.loss.loudness == 0
+    assert changed.name == "tiny+loss.loudness=0"
+    assert changed.train.g_optim.lr == plain.train.g_optim.lr
+    with pytest.raises(CodecError, match="key=value"):
+        parse_recipe("tiny+loudness")

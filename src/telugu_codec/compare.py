@@ -36,14 +36,29 @@ class RecipeResult:
     events: list[str] = field(default_factory=list)
 
 
+def parse_recipe(spec: str) -> tuple[str, list[str]]:
+    """A recipe named on the command line: ``preset`` or ``preset+key=value[+key=value...]``
+    (e.g. ``tiny+loss.loudness=0``: the `tiny` recipe without its loudness term)."""
+    preset, *changes = spec.split("+")
+    if not preset or any("=" not in c for c in changes):
+        raise CodecError(
+            f"recipe '{spec}': expected a preset, optionally followed by +key=value changes "
+            "(e.g. tiny+loss.loudness=0)"
+        )
+    return preset, changes
+
+
 def study_config(preset: str, size: str, overrides: list[str]) -> Config:
     """`preset`'s recipe (losses, discriminators, optimiser) on `size`'s model and batch.
 
     Only the recipe differs between presets: model architecture (hence the initial weights,
     seeded identically), data crops and batch come from `size`. A preset's `tanh_output`
     (a parameter-free switch) is kept because it is part of the recipe our user ran.
+    `preset` may carry its own changes (`parse_recipe`); `overrides` apply to every recipe.
     """
-    recipe = load_config(preset)
+    spec = preset
+    preset, changes = parse_recipe(spec)
+    recipe = load_config(preset, changes)
     base = load_config(size)
     data = dict(to_dict(recipe))
     model = to_dict(base.model)
@@ -55,7 +70,7 @@ def study_config(preset: str, size: str, overrides: list[str]) -> Config:
         d[kind] = to_dict(getattr(base.discriminator, kind))
     data["train"]["val_pesq"] = True
     data["train"]["guard"]["action"] = "warn"  # observe the failure, do not repair it
-    data["name"] = preset
+    data["name"] = spec
     from .config import _merge, from_dict, parse_override
 
     for text in overrides:
@@ -95,6 +110,8 @@ def run_study(
         raise CodecError(f"{out} already holds a comparison; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+    for spec in presets:  # every recipe checked before anything trains
+        study_config(spec, size, list(overrides or []))
     pending, running, done = list(presets), [], []
     while pending or running:
         while pending and len(running) < jobs:

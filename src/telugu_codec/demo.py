@@ -163,7 +163,7 @@ def run_demo(
     out: str | Path = "runs/demo",
     data: str | Path = DEFAULT_DATA,
     minutes: float | None = None,
-    config: str = "tiny",
+    config: str = "tiny-istft",
     max_steps: int | None = None,
     fresh: bool = False,
     max_eval_files: int | None = None,

@@ -11,7 +11,11 @@ from . import command
 
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--presets", required=True, help="comma-separated presets, e.g. l1-vq,seed,dac")
+    p.add_argument(
+        "--presets",
+        required=True,
+        help="comma-separated recipes: presets, each with optional +key=value changes, e.g. l1-vq,dac,tiny,tiny+loss.loudness=0",
+    )
     p.add_argument("--data", required=True, help="training audio")
     p.add_argument("--val-data", help="validation audio (default: held-out split of --data)")
     p.add_argument("--out", required=True, help="folder for the runs, table and plot")

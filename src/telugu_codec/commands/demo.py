@@ -17,7 +17,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
         help="optional cap on the whole demo; training stops early if it runs out (default: "
         "train to the step budget)",
     )
-    p.add_argument("--config", default="tiny", help="preset to train (default tiny)")
+    p.add_argument("--config", default="tiny-istft", help="preset to train (default tiny-istft)")
     p.add_argument(
         "--max-steps", type=int, help="step budget (default: the preset's train.max_steps)"
     )
