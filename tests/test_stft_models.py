@@ -89,3 +89,15 @@ def test_bad_kinds_and_factors_are_config_errors():
         codec("model.encoder.kind=mel")
     with pytest.raises(ConfigError, match="upsample"):
         codec("model.decoder.kind=istft", "model.decoder.istft.upsample=7")
+
+
+def test_untrained_istft_decoder_starts_at_the_input_level():
+    """The log-magnitude bias puts an untrained iSTFT codec's output near the -16 dBFS input
+    level; at zero bias it was 0.2 of it and the guard rolled back the demo's first steps."""
+    torch.manual_seed(0)
+    c = codec("model.decoder.kind=istft").eval()
+    x = 0.1 * torch.randn(1, 1, 16000)
+    with torch.no_grad():
+        y = c(x).audio
+    ratio = float(y.pow(2).mean().sqrt() / x.pow(2).mean().sqrt())
+    assert 0.7 < ratio < 1.4, ratio

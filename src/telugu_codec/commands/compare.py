@@ -14,7 +14,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--presets",
         required=True,
-        help="comma-separated recipes: presets, each with optional +key=value changes, e.g. l1-vq,dac,tiny,tiny+loss.loudness=0",
+        help="comma-separated recipes: presets, each with optional +key=value changes, "
+        "e.g. l1-vq,dac,tiny,tiny+loss.loudness=0",
     )
     p.add_argument("--data", required=True, help="training audio")
     p.add_argument("--val-data", help="validation audio (default: held-out split of --data)")

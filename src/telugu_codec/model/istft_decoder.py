@@ -12,6 +12,8 @@ exactly F * hop samples.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,12 +26,22 @@ from ..nn.convnext import ConvNeXtStack
 class ISTFTHead(nn.Module):
     """(B, C, N) frames -> (B, 1, (N - 1) * hop) audio through a centred iSTFT."""
 
-    def __init__(self, dim: int, n_fft: int, hop: int, max_log_magnitude: float):
+    def __init__(
+        self, dim: int, n_fft: int, hop: int, max_log_magnitude: float, target_rms: float = 0.158
+    ):
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
         self.max_log_magnitude = max_log_magnitude
         self.proj = nn.Linear(dim, n_fft + 2)  # log-magnitude and phase of n_fft/2 + 1 bins
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # Start at the input's level. With magnitude m in every bin and unrelated phases, a Hann
+        # iSTFT gives RMS ~ m * sqrt(8 hop / 3) / n_fft; with m = 1 (zero bias) that was 0.2 of
+        # the -16 dBFS input, and the guard rolled back an untrained model at its first
+        # validation. The log-magnitude bias is set so m gives `target_rms`.
+        with torch.no_grad():
+            self.proj.bias[: n_fft // 2 + 1].fill_(
+                math.log(target_rms * n_fft / math.sqrt(8 * hop / 3))
+            )
 
     def forward(self, x: torch.Tensor, length: int) -> torch.Tensor:
         h = self.proj(x.transpose(1, 2)).transpose(1, 2).float()  # (B, n_fft + 2, N)
@@ -76,7 +88,7 @@ class ISTFTDecoder(nn.Module):
             nn.ConvTranspose1d(c.dim, c.dim, 2 * c.upsample, c.upsample) if c.upsample > 1 else None
         )
         self.backbone = ConvNeXtStack(c.dim, c.intermediate_dim, c.kernel_size, c.layers)
-        self.head = ISTFTHead(c.dim, c.n_fft_factor * hop, hop, c.max_log_magnitude)
+        self.head = ISTFTHead(c.dim, c.n_fft_factor * hop, hop, c.max_log_magnitude, cfg.target_rms)
         self.tanh = cfg.tanh_output
         self.output_gain = cfg.output_gain
 
