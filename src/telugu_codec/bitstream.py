@@ -31,6 +31,10 @@ reordered packet is an error. A file cut mid-write decodes up to its last comple
 a `TruncatedWarning`. The signal length is frames x hop - trim of the final packet: it cannot
 claim more audio than it carries codes for. Every field is range-checked; all errors are a
 one-line `BitstreamError`. Version-1 files (JSON header) still read (bitstream_v1.py).
+
+Over 600 lines on purpose: the byte layout above, the writer and the reader (with every field's
+validation) are one format, kept in one file so a change to the layout is made, and reviewed,
+in one place; version 1 lives in `bitstream_v1.py`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@ right context. Its `clip` gain needs the whole signal: pass it (`gain=`) or it i
 
 The step functions (`StreamingPlan.step`) take and return their state as a flat list of
 tensors, which is what ONNX export (model/export.py) needs.
+
+Over 600 lines on purpose: the encoder and decoder streams share one idea, the per-layer state
+plan of a codec (which tensors carry over between calls, and how many samples or frames), and
+the windowed path for non-causal models reuses the same receptive-field arithmetic; split
+across files, each half would import the other's private helpers.
 """
 
 from __future__ import annotations

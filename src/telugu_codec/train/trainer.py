@@ -12,9 +12,13 @@ in its own module: validation (`validation.py`), the checkpoint and rollback pol
 (`rollback.py`, on the format of `checkpoints.py`), Ctrl-C (`signals.py`), the collapse guard
 (`guard.py`), the data position (`data.train_batches`).
 
-Longer than ~500 lines on purpose: `Trainer` is the one object that holds a run's state
-(models, optimizers, data position, bookkeeping) and each method is one short stage of the
-loop; `train()` itself fits on one screen. Splitting the class would only pass that state around.
+Longer than ~500 lines on purpose (about 900): `Trainer` is the one object that holds a run's
+state (models, optimizers, data position, bookkeeping) and each method is one short stage of the
+loop; `_train()` itself fits on one screen. Splitting the class would only pass that state
+around. What grew it since the layout issue (the run-folder lock and resume, bad-data handling,
+quantizer statistics, DDP replica checks) is state-holding glue; the policies themselves live in
+`runfolder.py`, `rollback.py`, `validation.py` and `guard.py`. The next candidate to move out is
+the bad-data bookkeeping (`_check_data`), once the stream datasets report through the same log.
 """
 
 from __future__ import annotations
