@@ -114,3 +114,33 @@ def test_phase_loss_is_zero_on_identical_inputs_and_sees_phase_only_errors():
     from telugu_codec.losses.reconstruction import anti_wrap
 
     assert torch.allclose(anti_wrap(anti), torch.tensor([0.0, 0.0, torch.pi, 0.5]), atol=1e-6)
+
+
+def test_complex_loss_sees_phase_and_level_and_has_finite_gradients_in_silence():
+    from telugu_codec.losses import MultiResolutionComplexLoss
+
+    loss = MultiResolutionComplexLoss((256, 512), power=0.3)
+    t = torch.arange(8000) / 16000
+    x = torch.sin(2 * torch.pi * 220 * t).view(1, 1, -1) * 0.3
+    assert float(loss(x, x)) < 1e-8
+    shifted = torch.sin(2 * torch.pi * 220 * t + 1.5).view(1, 1, -1) * 0.3
+    # a phase error as large as a 2x level error: both show
+    assert float(loss(shifted, x)) > 0.5 * float(loss(2 * x, x)) > 0
+    # a smaller phase error gives a smaller loss (no wrap-around at small errors)
+    nearer = torch.sin(2 * torch.pi * 220 * t + 0.3).view(1, 1, -1) * 0.3
+    assert 0 < float(loss(nearer, x)) < float(loss(shifted, x))
+    # silent output (the collapse the project exists to avoid): finite gradient, positive loss
+    silent = torch.zeros_like(x, requires_grad=True)
+    value = loss(silent, x)
+    value.backward()
+    assert float(value) > 0 and torch.isfinite(silent.grad).all() and silent.grad.abs().sum() > 0
+
+
+def test_complex_loss_is_an_active_term_when_weighted():
+    cfg = load_config("tiny", ["loss.complex=10", "loss.complex_n_ffts=[256]"])
+    losses = build_generator_losses(cfg.loss, cfg.model.sample_rate)
+    assert losses.weights["complex"] == 10.0
+    x = torch.randn(2, 1, 4000) * 0.1
+    assert set(losses(x * 0.5, x)) >= {"complex", "mel"}
+    with pytest.raises(ConfigError, match="complex_power"):
+        load_config("tiny", ["loss.complex_power=0"])

@@ -273,6 +273,11 @@ class LossConfig:
     loudness: float = 0.0  # |ln RMS(out) - ln RMS(in)|: holds the output level
     phase: float = 0.0  # APNet phase losses (instantaneous phase, group delay, frequency)
     phase_n_ffts: tuple[int, ...] = (512, 1024)  # their STFT sizes (hop n_fft / 4)
+    # power-law compressed complex spectrum, |X|^c e^(i phase) (MP-SENet): magnitude and phase
+    # in one term, loud and quiet bins alike
+    complex: float = 0.0
+    complex_n_ffts: tuple[int, ...] = (512, 1024)  # its STFT sizes (hop n_fft / 4)
+    complex_power: float = 0.3  # the compression exponent c, in (0, 1]
     vq: float = 0.25  # multiplies the quantizer's commitment loss
     balancer: bool = False  # EnCodec sec. 3.4 gradient balancer over decoder-output losses
     balancer_ema: float = 0.999

@@ -3,7 +3,7 @@
 - `adversarial`: the discriminator / generator pairs (hinge, LSGAN, BCE, the seed's mixed
   pair) and feature matching;
 - `reconstruction`: L1, SI-SDR, loudness, multi-scale mel, multi-resolution STFT, APNet's
-  phase losses, and
+  phase losses, MP-SENet's compressed complex spectrum loss, and
   `ReconstructionLosses` / `build_generator_losses` for the active terms of a config;
 - `balancer`: the weighted sum and EnCodec's gradient balancer that combine the terms.
 """
@@ -19,6 +19,7 @@ from .adversarial import (
 )
 from .balancer import LossBalancer, weighted_sum
 from .reconstruction import (
+    MultiResolutionComplexLoss,
     MultiResolutionPhaseLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
@@ -34,6 +35,7 @@ __all__ = [
     "ADVERSARIAL_KINDS",
     "REDUCTIONS",
     "LossBalancer",
+    "MultiResolutionComplexLoss",
     "MultiResolutionPhaseLoss",
     "MultiResolutionSTFTLoss",
     "MultiScaleMelLoss",

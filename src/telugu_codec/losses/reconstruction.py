@@ -191,6 +191,44 @@ class MultiResolutionPhaseLoss(nn.Module):
         return loss / len(self.n_ffts)
 
 
+class MultiResolutionComplexLoss(nn.Module):
+    """Power-law compressed complex spectrum loss (MP-SENet, Lu et al. 2023, eq. 11).
+
+    Each STFT bin X becomes |X|^c e^(i angle X); the loss is the mean squared distance between
+    the output's and the target's compressed bins, averaged over resolutions. Magnitude and
+    phase in one term: the compression (c = 0.3) lets quiet bins count next to loud ones, and
+    unlike the anti-wrapped phase losses it has no discontinuity where a phase error crosses pi.
+
+    Args:
+        n_ffts: STFT sizes (hop n_fft / 4).
+        power: the compression exponent c, in (0, 1].
+        eps: added to |X|^2 so the gradient is finite in silent bins.
+    """
+
+    def __init__(self, n_ffts: tuple[int, ...] = (512, 1024), power: float = 0.3, eps: float = 1e-9):
+        super().__init__()
+        if not n_ffts:
+            raise ConfigError("loss.complex_n_ffts must list at least one FFT size")
+        self.n_ffts = tuple(n_ffts)
+        self.power = power
+        self.eps = eps
+
+    def _compress(self, spec: torch.Tensor) -> torch.Tensor:
+        """(B, F, T) complex -> (B, 2, F, T) real: real and imaginary parts of |X|^c e^(i phi)."""
+        ri = torch.view_as_real(spec).movedim(-1, 1)
+        power = ri.square().sum(dim=1, keepdim=True) + self.eps
+        return ri * power.pow((self.power - 1) / 2)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Args: pred, target: (B, 1, T). Returns a scalar, 0 iff the spectra agree."""
+        loss = pred.new_zeros((), dtype=torch.float32)
+        for n_fft in self.n_ffts:
+            cp = self._compress(complex_stft(pred.float(), n_fft, n_fft // 4))
+            ct = self._compress(complex_stft(target.float(), n_fft, n_fft // 4))
+            loss = loss + F.mse_loss(cp, ct)
+        return loss / len(self.n_ffts)
+
+
 class ReconstructionLosses(nn.Module):
     """The reconstruction terms of a `LossConfig` that have a non-zero weight.
 
@@ -200,19 +238,24 @@ class ReconstructionLosses(nn.Module):
 
     Attributes:
         weights: name -> weight for the active terms ("l1", "mel", "stft", "sisdr",
-            "loudness", "phase").
+            "loudness", "phase", "complex").
     """
 
     def __init__(self, cfg: LossConfig, sample_rate: int):
         super().__init__()
         self.weights = {
             name: float(getattr(cfg, name))
-            for name in ("l1", "mel", "stft", "sisdr", "loudness", "phase")
+            for name in ("l1", "mel", "stft", "sisdr", "loudness", "phase", "complex")
             if getattr(cfg, name) != 0
         }
         self.mel = MultiScaleMelLoss(cfg.mel_loss, sample_rate) if "mel" in self.weights else None
         self.stft = MultiResolutionSTFTLoss(cfg.stft_n_ffts) if "stft" in self.weights else None
         self.phase = MultiResolutionPhaseLoss(cfg.phase_n_ffts) if "phase" in self.weights else None
+        self.complex = (
+            MultiResolutionComplexLoss(cfg.complex_n_ffts, cfg.complex_power)
+            if "complex" in self.weights
+            else None
+        )
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Unweighted active terms.
@@ -237,6 +280,8 @@ class ReconstructionLosses(nn.Module):
             out["loudness"] = loudness_loss(pred, target)
         if self.phase is not None:
             out["phase"] = self.phase(pred, target)
+        if self.complex is not None:
+            out["complex"] = self.complex(pred, target)
         return out
 
 
