@@ -205,7 +205,9 @@ class MultiResolutionComplexLoss(nn.Module):
         eps: added to |X|^2 so the gradient is finite in silent bins.
     """
 
-    def __init__(self, n_ffts: tuple[int, ...] = (512, 1024), power: float = 0.3, eps: float = 1e-9):
+    def __init__(
+        self, n_ffts: tuple[int, ...] = (512, 1024), power: float = 0.3, eps: float = 1e-9
+    ):
         super().__init__()
         if not n_ffts:
             raise ConfigError("loss.complex_n_ffts must list at least one FFT size")
