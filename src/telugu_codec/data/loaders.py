@@ -12,21 +12,64 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import DataConfig
 from ..errors import CodecError
 from .datasets import TrainDataset, ValDataset
 
 
-class EpochSampler(Sampler):
+class RankedSampler(Sampler):
+    """What the training orders share: one epoch on one rank, whole batches only, resumable.
+
+    Rank r of `world_size` takes every world_size-th position from r; an epoch holds
+    `num_batches` batches per rank (at least one: a data set smaller than one global batch is
+    repeated to fill it); `start_batch` skips this rank's first batches, so a resumed run
+    continues with exactly the batches it would have seen. Subclasses draw the order.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        start_batch: int,
+        rank: int,
+        world_size: int,
+        what: str = "data",
+    ):
+        if n_items <= 0:
+            raise CodecError("the training set is empty")
+        if batch_size <= 0:
+            raise CodecError(f"data.batch_size must be positive, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
+        self.n_items, self.batch_size = n_items, batch_size
+        self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
+        self.num_batches = max(1, n_items // (batch_size * world_size))  # per rank, per epoch
+        if not 0 <= start_batch <= self.num_batches:
+            raise CodecError(
+                f"cannot start at batch {start_batch} of epoch {epoch}: an epoch of this {what} "
+                f"has {self.num_batches} batches (did the training data change since the "
+                "checkpoint?)"
+            )
+        self.start_batch = start_batch
+
+    @property
+    def positions(self) -> int:
+        """Positions of the epoch over all ranks."""
+        return self.num_batches * self.batch_size * self.world_size
+
+    def __len__(self) -> int:
+        return (self.num_batches - self.start_batch) * self.batch_size
+
+
+class EpochSampler(RankedSampler):
     """Training order for one epoch on one rank, yielding `(seed, epoch, index)` keys.
 
-    The epoch's order is a permutation that depends only on (seed, epoch). Like torch's
-    DistributedSampler, rank r of `world_size` takes every world_size-th index from position r;
-    only whole batches are kept (all ranks get the same number), and a data set smaller than one
-    global batch is repeated to fill it. `start_batch` skips the first batches of this rank, so
-    a resumed run continues with exactly the batches it would have seen.
+    The epoch's order is a permutation that depends only on (seed, epoch), dealt to the ranks
+    as torch's DistributedSampler does (`RankedSampler`).
     """
 
     def __init__(
@@ -39,27 +82,12 @@ class EpochSampler(Sampler):
         rank: int = 0,
         world_size: int = 1,
     ):
-        if n_items <= 0:
-            raise CodecError("the training set is empty")
-        if batch_size <= 0:
-            raise CodecError(f"data.batch_size must be positive, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world_size {world_size}")
-        self.n_items, self.batch_size = n_items, batch_size
-        self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
-        global_batch = batch_size * world_size
-        self.num_batches = max(1, n_items // global_batch)  # per rank, per epoch
-        if not 0 <= start_batch <= self.num_batches:
-            raise CodecError(
-                f"cannot start at batch {start_batch} of epoch {epoch}: an epoch of this data has "
-                f"{self.num_batches} batches (did the training data change since the checkpoint?)"
-            )
-        self.start_batch = start_batch
+        super().__init__(n_items, batch_size, seed, epoch, start_batch, rank, world_size)
 
     def indices(self) -> np.ndarray:
         """All of this rank's indices for the epoch, (num_batches * batch_size,) int64."""
         order = np.random.default_rng([2, self.seed, self.epoch]).permutation(self.n_items)
-        need = self.num_batches * self.batch_size * self.world_size
+        need = self.positions
         if need > len(order):
             order = np.tile(order, -(-need // len(order)))
         return order[:need][self.rank :: self.world_size]
@@ -67,9 +95,6 @@ class EpochSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         for index in self.indices()[self.start_batch * self.batch_size :]:
             yield (self.seed, self.epoch, int(index))
-
-    def __len__(self) -> int:
-        return (self.num_batches - self.start_batch) * self.batch_size
 
 
 def _worker_init(_: int) -> None:
@@ -101,10 +126,16 @@ def make_train_loader(
     Batches are (cfg.batch_size, 1, T) float32, identical for any `cfg.num_workers`.
     """
     sampler = EpochSampler(len(dataset), cfg.batch_size, seed, epoch, start_batch, rank, world_size)
-    workers = resolve_num_workers(cfg.num_workers, world_size)
+    return sampled_loader(dataset, sampler, cfg)
+
+
+def sampled_loader(dataset: Dataset, sampler: RankedSampler, cfg: DataConfig) -> DataLoader:
+    """The training DataLoader over `sampler`'s order: whole batches, `data.num_workers`
+    (resolved) loader processes, pinned memory on a GPU machine."""
+    workers = resolve_num_workers(cfg.num_workers, sampler.world_size)
     return DataLoader(
         dataset,
-        batch_size=cfg.batch_size,
+        batch_size=sampler.batch_size,
         sampler=sampler,
         drop_last=True,
         num_workers=workers,
@@ -113,7 +144,7 @@ def make_train_loader(
         worker_init_fn=_worker_init if workers > 0 else None,
         # its own generator: starting an epoch must not draw from the global torch RNG, or a
         # resumed run (which starts one more iterator) would diverge from an uninterrupted one
-        generator=torch.Generator().manual_seed(seed * 100003 + epoch),
+        generator=torch.Generator().manual_seed(sampler.seed * 100003 + sampler.epoch),
     )
 
 

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from ..config import DataConfig
 from ..errors import CodecError
 from .datasets import TrainDataset
-from .loaders import _worker_init, resolve_num_workers
+from .loaders import RankedSampler, sampled_loader
 from .sources import SourceTrainDataset
 
 CYCLE_BASE = 1 << 20  # crop epoch of pass c over a corpus in mix epoch e: e * CYCLE_BASE + c
@@ -74,12 +74,9 @@ class MixedDataset(Dataset):
         return x, skipped, j
 
 
-class MixSampler(Sampler):
-    """One mix epoch for one rank: `(seed, crop epoch, global index)` keys (module docstring).
-
-    Rank r of `world_size` takes every world_size-th position from r; only whole batches are
-    kept; `start_batch` skips this rank's first batches.
-    """
+class MixSampler(RankedSampler):
+    """One mix epoch for one rank: `(seed, crop epoch, global index)` keys (module docstring);
+    ranks, whole batches and `start_batch` as in `RankedSampler`."""
 
     def __init__(
         self,
@@ -91,22 +88,15 @@ class MixSampler(Sampler):
         rank: int = 0,
         world_size: int = 1,
     ):
-        if batch_size <= 0:
-            raise CodecError(f"data.batch_size must be positive, got {batch_size}")
-        self.ds, self.batch_size = dataset, batch_size
-        self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
-        self.num_batches = max(1, len(dataset) // (batch_size * world_size))
-        if not 0 <= start_batch <= self.num_batches:
-            raise CodecError(
-                f"cannot start at batch {start_batch} of epoch {epoch}: an epoch of this mix "
-                f"has {self.num_batches} batches (did the training data change?)"
-            )
-        self.start_batch = start_batch
+        super().__init__(
+            len(dataset), batch_size, seed, epoch, start_batch, rank, world_size, "mix"
+        )
+        self.ds = dataset
         self.sources, self.indices, self.crop_epochs = self._draw()
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The epoch's global order: corpus, global index and crop epoch of every position."""
-        need = self.num_batches * self.batch_size * self.world_size
+        need = self.positions
         rng = np.random.default_rng([4, self.seed, self.epoch])
         sources = rng.choice(len(self.ds.parts), size=need, p=self.ds.weights)
         indices = np.zeros(need, dtype=np.int64)
@@ -137,9 +127,6 @@ class MixSampler(Sampler):
         for e, i in zip(epochs.tolist(), indices.tolist()):
             yield (self.seed, e, i)
 
-    def __len__(self) -> int:
-        return (self.num_batches - self.start_batch) * self.batch_size
-
 
 def mixed_loader(
     dataset: MixedDataset,
@@ -152,18 +139,7 @@ def mixed_loader(
 ) -> tuple[DataLoader, MixSampler]:
     """One mix epoch of batches ``[audio (B, 1, T), skipped (B,), source (B,)]`` for this rank."""
     sampler = MixSampler(dataset, cfg.batch_size, seed, epoch, start_batch, rank, world_size)
-    workers = resolve_num_workers(cfg.num_workers, world_size)
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=workers,
-        pin_memory=torch.cuda.is_available(),
-        worker_init_fn=_worker_init if workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed * 100003 + epoch),
-    )
-    return loader, sampler
+    return sampled_loader(dataset, sampler, cfg), sampler
 
 
 class InterleavedDataset(Dataset):
