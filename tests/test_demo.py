@@ -58,7 +58,10 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
     assert any("codec-1.5k" in m for m in messages) and any("opus-6k" in m for m in messages)
     assert any("codec2-3200" in m for m in messages)
     verdict = (out / "verdict.txt").read_text()
-    assert verdict.startswith("verdict: target ") and verdict.strip() in text
+    assert verdict.startswith("verdict: target ") and verdict.splitlines()[0] in text
+    # and what limits the codec, measured (PESQ-WB of the magnitude / phase hybrids)
+    assert any(m.startswith("what limits it: its ") for m in messages)
+    assert "what limits it" in verdict
     status = json.loads((out / "demo.json").read_text())
     assert status["steps"] == 3 and status["step_budget"] == 3
 
@@ -91,7 +94,7 @@ def test_minutes_cap_says_it_cut_the_run_short(tmp_path):
     assert any("--minutes stopped training at step" in m and "of 50" in m for m in messages)
 
 
-def _report(rows):
+def _report(rows, extra=None):
     from telugu_codec.evaluation.intervals import Interval
     from telugu_codec.evaluation.results import SystemSummary
 
@@ -101,7 +104,13 @@ def _report(rows):
     return SimpleNamespace(
         summaries=[
             SystemSummary(
-                name, fam, "", kbps, iv(kbps), iv(kbps), {"pesq_wb": iv(p), "stoi": iv(s)}
+                name,
+                fam,
+                "",
+                kbps,
+                iv(kbps),
+                iv(kbps),
+                {"pesq_wb": iv(p), "stoi": iv(s), **{k: iv(v) for k, v in (extra or {}).items()}},
             )
             for name, fam, kbps, p, s in rows
         ]
@@ -118,6 +127,17 @@ def test_verdict_names_what_is_missing():
     # 6 kbps rows do not count towards the <= 3 kbps target
     high = verdict(_report([("codec-6k", "codec", 6.0, 3.0, 0.95), *base]))
     assert "no codec row" in high
+
+
+def test_bottleneck_names_the_lower_hybrid():
+    from telugu_codec.demo import bottleneck
+
+    rows = [("codec-3k", "codec", 3.0, 1.3, 0.83)]
+    assert bottleneck(_report(rows)) is None  # not measured: nothing said
+    mag = bottleneck(_report(rows, {"pesq_split_magnitude": 1.66, "pesq_split_phase": 2.16}))
+    assert mag.startswith("what limits it: its STFT magnitudes (PESQ-WB 1.66")
+    phase = bottleneck(_report(rows, {"pesq_split_magnitude": 2.5, "pesq_split_phase": 1.9}))
+    assert phase.startswith("what limits it: its phase")
 
 
 @pytest.mark.slow

@@ -159,6 +159,26 @@ def verdict(report) -> str:
     return f"verdict: target not met. {head}; {'; '.join(missing)}"
 
 
+def bottleneck(report) -> str | None:
+    """One line on what limits the best codec row at <= 3 kbps: its STFT magnitudes or its
+    phase (`metrics.pesq_split`), or None when that was not measured."""
+    rows = [s for s in report.summaries if s.family == "codec" and s.nominal_kbps <= TARGET_KBPS]
+    rows = [s for s in rows if "pesq_split_magnitude" in s.metrics and "pesq_wb" in s.metrics]
+    if not rows:
+        return None
+    best = max(rows, key=lambda s: s.metrics["pesq_wb"].mean or 0.0)
+    mag = best.metrics["pesq_split_magnitude"].mean
+    phase = best.metrics["pesq_split_phase"].mean
+    if mag is None or phase is None:
+        return None
+    part = "its STFT magnitudes" if mag < phase else "its phase"
+    return (
+        f"what limits it: {part} (PESQ-WB {mag:.2f} with the codec's magnitudes and the "
+        f"input's phase, {phase:.2f} with the input's magnitudes and the codec's phase, "
+        f"{best.metrics['pesq_wb'].mean:.2f} as decoded)"
+    )
+
+
 def run_demo(
     out: str | Path = "runs/demo",
     data: str | Path = DEFAULT_DATA,
@@ -258,6 +278,7 @@ def run_demo(
         bitrates=bitrates,
         baselines=("opus", "codec2"),
         max_files=max_eval_files,
+        metrics=("default", "pesq_split"),
         force=True,
         progress=progress,
         notice=lambda m: log(f"note: {m}"),
@@ -273,7 +294,10 @@ def run_demo(
         log(row)
     line = verdict(report)
     log(line)
-    (out / "verdict.txt").write_text(line + "\n")
+    limit = bottleneck(report)
+    if limit:
+        log(limit)
+    (out / "verdict.txt").write_text(line + "\n" + (limit + "\n" if limit else ""))
     log("")
     log(
         f"one held-out sentence ({sample_file.name}, {sample['seconds']:.1f} s) through a real "

@@ -298,6 +298,55 @@ def pesq_wb(pred: ArrayLike, target: ArrayLike, sample_rate: int = PESQ_RATE) ->
         return _fail("pesq_wb", f"PESQ failed: {type(e).__name__}: {e}")
 
 
+def swap_spectra(
+    pred: ArrayLike, target: ArrayLike, n_fft: int = 512, hop: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two hybrids of a decoded signal and its reference, through a Hann STFT and its inverse.
+
+    Returns:
+        (own_magnitude, own_phase), each (T,): the output's STFT magnitude with the reference's
+        phase, and the reference's magnitude with the output's phase.
+    """
+    p = torch.from_numpy(_mono_1d(pred, "pesq_split").astype(np.float32))
+    t = torch.from_numpy(_mono_1d(target, "pesq_split").astype(np.float32))
+    window = torch.hann_window(n_fft)
+
+    def spec(x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(x, n_fft, hop, window=window, return_complex=True)
+
+    def wave(s: torch.Tensor) -> np.ndarray:
+        return torch.istft(s, n_fft, hop, window=window, length=len(t)).numpy()
+
+    sp, st = spec(p), spec(t)
+    own_magnitude = wave(torch.polar(sp.abs(), st.angle()))
+    own_phase = wave(torch.polar(st.abs(), sp.angle()))
+    return own_magnitude, own_phase
+
+
+def pesq_split(pred: ArrayLike, target: ArrayLike, sample_rate: int = PESQ_RATE) -> dict | None:
+    """What limits a codec's PESQ-WB: its STFT magnitudes or its phase (512-point STFT).
+
+    ``magnitude``: PESQ-WB of the output's magnitudes with the reference's phase (how good the
+    magnitudes are); ``phase``: of the reference's magnitudes with the output's phase. Read
+    them against each other and against the plain PESQ-WB: the lower one names the bottleneck.
+    The hybrids are waveforms again (inverse STFT), so the parts are not fully separate: a
+    phase error also shows a little in ``magnitude`` and the other way round.
+
+    Returns:
+        {"magnitude": MOS, "phase": MOS}, or None when PESQ is unavailable.
+    """
+    if len(_mono_1d(target, "pesq_split")) < 512:
+        return _fail("pesq_split", "too short for a 512-point STFT")
+    own_magnitude, own_phase = swap_spectra(pred, target)
+    out = {}
+    for key, hybrid in (("magnitude", own_magnitude), ("phase", own_phase)):
+        value = pesq_wb(hybrid, target, sample_rate)
+        if value is None:
+            return _fail("pesq_split", unavailable_reason("pesq_wb") or "PESQ failed")
+        out[key] = value
+    return out
+
+
 def _stoi(pred: ArrayLike, target: ArrayLike, sample_rate: int, extended: bool) -> MetricValue:
     name = "estoi" if extended else "stoi"
     try:
@@ -462,7 +511,8 @@ class MetricSpec:
         higher_is_better: the direction of improvement.
         fn: ``fn(pred, target, sample_rate) -> float | None | dict[str, float] | None``.
         keys: result keys; metrics returning a dict produce ``name + "_" + subkey`` each.
-        optional: needs a package outside the core dependencies (not run by default).
+        optional: not run by default (needs a package outside the core dependencies, or, like
+            `pesq_split`, is a diagnostic that costs extra PESQ runs).
     """
 
     name: str
@@ -500,6 +550,14 @@ METRICS: dict[str, MetricSpec] = {
             optional=True,
         ),
         _spec("visqol", "ViSQOL speech (MOS)", True, visqol, optional=True),
+        MetricSpec(
+            "pesq_split",
+            "PESQ-WB with own magnitude / own phase (MOS)",
+            True,
+            pesq_split,
+            ("pesq_split_magnitude", "pesq_split_phase"),
+            optional=True,
+        ),
     )
 }
 DEFAULT_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if not s.optional)
