@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from .conftest import speechlike
-from .test_trainer import TRAIN_OVERRIDES
+from .test_trainer import TRAIN_OVERRIDES, wait_for_train_records
 
 # One process with batch 2 and two with batch 1 see the same items, so their gradients must
 # match: this comparison checks DDP's gradient reduction. It turns off the quantizer's random
@@ -185,7 +185,6 @@ def _rank_pids(root_pid: int) -> dict[int, int]:
 def test_sigterm_to_one_rank_stops_every_rank_with_a_checkpoint(tmp_path):
     """Issue 14, case 4: a preempted worker (SIGTERM on any one rank) saves and all stop."""
     import signal
-    import time
 
     data = tmp_path / "data"
     data.mkdir()
@@ -219,12 +218,7 @@ def test_sigterm_to_one_rank_stops_every_rank_with_a_checkpoint(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if metrics.exists() and metrics.read_text().count('"train"') >= 3:
-            break
-        time.sleep(0.2)
+    wait_for_train_records(out, 3, timeout=240)
     ranks = _rank_pids(proc.pid)
     assert set(ranks) == {0, 1}, ranks
     import os
@@ -237,5 +231,7 @@ def test_sigterm_to_one_rank_stops_every_rank_with_a_checkpoint(tmp_path):
     stopped = int(ckpts[-1].split("_")[1])
     import json
 
-    last = [json.loads(ln) for ln in metrics.read_text().splitlines() if '"train"' in ln][-1]
+    last = [
+        json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in ln
+    ][-1]
     assert stopped == last["step"] >= 3  # saved at the step where every rank stopped

@@ -49,7 +49,8 @@ def data_dir(tmp_path_factory) -> Path:
     return d
 
 
-def make_trainer(run_dir, data_dir, *extra, resume=False, **kw) -> Trainer:
+def make_trainer(run_dir, data_dir, *extra, resume=False, log=None, **kw) -> Trainer:
+    """A quiet Trainer of the tiny test codec on `data_dir`, with `extra` overrides."""
     cfg = load_config(None, TRAIN_OVERRIDES + list(extra))
     return Trainer(
         cfg,
@@ -58,9 +59,20 @@ def make_trainer(run_dir, data_dir, *extra, resume=False, **kw) -> Trainer:
         resume=resume,
         progress=False,
         tensorboard=False,
-        log=lambda _m: None,
+        log=log or (lambda _m: None),
         **kw,
     )
+
+
+def wait_for_train_records(run_dir: Path, n: int, timeout: float) -> None:
+    """Wait until a training process has logged `n` training steps in RUN/metrics.jsonl (or
+    `timeout` seconds have passed: the caller's assertions then say what is missing)."""
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if metrics.exists() and metrics.read_text().count('"train"') >= n:
+            return
+        time.sleep(0.2)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -234,12 +246,7 @@ def test_sigint_saves_and_sigkill_resumes(tmp_path, data_dir):
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if metrics.exists() and metrics.read_text().count('"train"') >= 4:
-            break
-        time.sleep(0.2)
+    wait_for_train_records(out, 4, timeout=120)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

@@ -22,13 +22,12 @@ import torch
 from safetensors.torch import load_file
 
 from telugu_codec import checkpoint
-from telugu_codec.config import load_config
 from telugu_codec.errors import StorageError, TrainingError
 from telugu_codec.train.checkpoints import latest_checkpoint
 from telugu_codec.train.trainer import Trainer
 
 from .conftest import speechlike
-from .test_trainer import TRAIN_OVERRIDES
+from .test_trainer import TRAIN_OVERRIDES, make_trainer, wait_for_train_records
 
 # every validation collapses (amplitude 0.1): the guard rolls back until max_rollbacks
 COLLAPSE = [
@@ -52,19 +51,6 @@ def data_dir(tmp_path) -> Path:
     for i in range(8):
         sf.write(d / f"utt{i}.wav", speechlike(1.0, seed=i), 16000)
     return d
-
-
-def make_trainer(run_dir, data_dir, *extra, resume=False, log=None) -> Trainer:
-    cfg = load_config(None, TRAIN_OVERRIDES + list(extra))
-    return Trainer(
-        cfg,
-        run_dir,
-        data_dir,
-        resume=resume,
-        progress=False,
-        tensorboard=False,
-        log=log or (lambda _m: None),
-    )
 
 
 def codec_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -141,12 +127,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, data_dir):
     proc = subprocess.Popen(
         [*args, "--max-steps", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if metrics.exists() and metrics.read_text().count('"train"') >= 3:
-            break
-        time.sleep(0.2)
+    wait_for_train_records(out, 3, timeout=180)
     proc.send_signal(signal.SIGTERM)
     sent = time.time()
     stdout, stderr = proc.communicate(timeout=120)
@@ -155,7 +136,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, data_dir):
     assert "terminated" in stdout and "Traceback" not in stderr
     stopped = int(latest_checkpoint(out).name.split("_")[1])
     assert stopped >= 3  # saved where it stood (ckpt_every is 1000)
-    assert '"val"' not in metrics.read_text()  # no validation on the way out
+    assert '"val"' not in (out / "metrics.jsonl").read_text()  # no validation on the way out
     proc = subprocess.run(
         [*args, "--resume", "--max-steps", str(stopped + 1)], capture_output=True, text=True
     )

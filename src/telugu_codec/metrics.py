@@ -552,7 +552,7 @@ METRICS: dict[str, MetricSpec] = {
         _spec("visqol", "ViSQOL speech (MOS)", True, visqol, optional=True),
         MetricSpec(
             "pesq_split",
-            "PESQ-WB with own magnitude / own phase (MOS)",
+            "PESQ-WB, codec's own (MOS)",  # columns "... own MAGNITUDE" / "... own PHASE"
             True,
             pesq_split,
             ("pesq_split_magnitude", "pesq_split_phase"),

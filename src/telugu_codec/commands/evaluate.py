@@ -31,7 +31,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics",
         default=None,
-        help="comma-separated metric names, 'default' or 'all' (adds DNSMOS and ViSQOL)",
+        help=(
+            "comma-separated metric names, 'default' or 'all' (adds DNSMOS, ViSQOL and "
+            "pesq_split: PESQ-WB with only the codec's magnitudes, or only its phase)"
+        ),
     )
     p.add_argument("--examples", type=int, default=2, help="write decoded audio for N files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
