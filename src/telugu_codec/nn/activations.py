@@ -12,7 +12,7 @@ class _SnakeFn(torch.autograd.Function):
     With u = alpha x: y = x + sin^2(u) / alpha, dy/dx = 1 + sin(2u), and
     dy/dalpha = x sin(2u) / alpha - sin^2(u) / alpha^2 = (x sin(2u) - (y - x)) / alpha.
     Autograd through the plain expression keeps five intermediate tensors and runs about twice
-    as many elementwise passes (`benchmarks/bench_train_speed.py`, BENCHMARKS.md).
+    as many elementwise passes (`benchmarks/bench_snake.py`, BENCHMARKS.md).
     """
 
     @staticmethod
