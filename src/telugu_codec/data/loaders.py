@@ -33,10 +33,10 @@ class RankedSampler(Sampler):
         n_items: int,
         batch_size: int,
         seed: int,
-        epoch: int,
-        start_batch: int,
-        rank: int,
-        world_size: int,
+        epoch: int = 0,
+        start_batch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
         what: str = "data",
     ):
         if n_items <= 0:
@@ -71,18 +71,6 @@ class EpochSampler(RankedSampler):
     The epoch's order is a permutation that depends only on (seed, epoch), dealt to the ranks
     as torch's DistributedSampler does (`RankedSampler`).
     """
-
-    def __init__(
-        self,
-        n_items: int,
-        batch_size: int,
-        seed: int,
-        epoch: int = 0,
-        start_batch: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
-        super().__init__(n_items, batch_size, seed, epoch, start_batch, rank, world_size)
 
     def indices(self) -> np.ndarray:
         """All of this rank's indices for the epoch, (num_batches * batch_size,) int64."""
