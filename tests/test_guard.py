@@ -97,6 +97,16 @@ def test_codebook_collapse_is_flagged_on_any_codebook():
     assert "q2 perplexity 3.0" in events[0].message
 
 
+def test_min_perplexity_zero_turns_the_collapse_check_off():
+    """0 means off, as for the other thresholds: the floor of 2 must not stay behind (it did,
+    and `benchmarks/fault_injection.py --quantizer-buffers` stopped at step 3 with it off)."""
+    one_code = val() | {"val/perplexity/q0": 1.0}
+    on = CollapseGuard(GuardConfig(min_perplexity=0.01), num_codes=[64])
+    assert kinds(on.observe_validation(1, one_code)) == ["codebook_collapse"]
+    off = CollapseGuard(GuardConfig(min_perplexity=0.0), num_codes=[64])
+    assert off.observe_validation(1, one_code) == []
+
+
 def test_codebook_churn_is_flagged():
     g = CollapseGuard(GuardConfig(max_code_churn=0.05), num_codes=[1024, 1024])
     calm = val() | {"val/replaced_per_step/q0": 0.002, "val/replaced_per_step/q1": 0.0}

@@ -355,7 +355,8 @@ class GuardConfig:
     min_d_loss: float = 0.01  # discriminator loss below this ...
     d_loss_patience: int = 200  # ... for this many steps means D is overpowering G
     min_codebook_usage: float = 0.02  # share of the first codebook used at validation
-    # codebook collapse: a codebook's validation perplexity below this share of K
+    # codebook collapse: a codebook's validation perplexity below this share of K (or below 2,
+    # one code doing all the work); 0 turns the check off
     min_perplexity: float = 0.01
     # codebook churn: more than this share of K re-seeded per step (mean over the interval
     # since the previous validation, any codebook); healthy codebooks replace well under 1 %

@@ -155,7 +155,8 @@ class CollapseGuard:
         low, churn = [], []
         for q, k in enumerate(self.num_codes):
             perp = metrics.get(f"val/perplexity/q{q}")
-            floor = max(2.0, cfg.min_perplexity * k)  # below 2: one code does all the work
+            # below 2: one code does all the work; min_perplexity 0 turns the check off
+            floor = max(2.0, cfg.min_perplexity * k) if cfg.min_perplexity > 0 else 0.0
             if perp is not None and math.isfinite(perp) and perp < floor:
                 low.append(f"q{q} perplexity {perp:.1f}")
             rate = metrics.get(f"val/replaced_per_step/q{q}")
