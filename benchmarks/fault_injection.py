@@ -59,12 +59,8 @@ OVERRIDES = [
     "model.quantizer.codebook_size=64",
     "model.quantizer.n_q=4",
     "model.quantizer.kmeans_iters=2",
-    # k-means init and dead-code re-seeding off: their buffers are checkpointed
-    # (quantizer.safetensors, exact resume: tests/test_trainer.py::test_resume_gives_identical_
-    # weights), but on this 4-channel codec the k-means codebooks collapse and the guard stops
-    # the reference run at step 3 (tried 2026-11-26); `--quantizer-buffers` turns them on
-    "model.quantizer.kmeans_init=false",
-    "model.quantizer.dead_code_window=0",
+    # k-means init and dead-code re-seeding stay on (their buffers are checkpointed in
+    # quantizer.safetensors); `--no-quantizer-upkeep` turns them off
     "discriminator.kinds=[mpd]",
     "discriminator.mpd.periods=[2,3]",
     "discriminator.mpd.channels=4",
@@ -94,7 +90,8 @@ OVERRIDES = [
     "train.guard.min_perplexity=0",
     "train.guard.max_code_churn=1",
 ]
-QUANTIZER_BUFFERS = False  # --quantizer-buffers: k-means init and dead-code replacement on
+QUANTIZER_UPKEEP = True  # k-means init and dead-code replacement (--no-quantizer-upkeep: off)
+UPKEEP_OFF = ("model.quantizer.kmeans_init=false", "model.quantizer.dead_code_window=0")
 KINDS = ("sigkill-random", "sigkill-checkpoint", "sigkill-rollback", "sigterm-random")
 COMPARED = ("codec.safetensors", "discriminator.safetensors", "optimizers.safetensors")
 
@@ -130,8 +127,7 @@ def make_data(folder: Path, n: int = 8) -> None:
 
 
 def command(data: Path, out: Path, resume: bool) -> list[str]:
-    skip = ("model.quantizer.kmeans_init", "model.quantizer.dead_code_window")
-    overrides = [o for o in OVERRIDES if not (QUANTIZER_BUFFERS and o.startswith(skip))]
+    overrides = OVERRIDES + ([] if QUANTIZER_UPKEEP else list(UPKEEP_OFF))
     return [
         sys.executable,
         "-m",
@@ -326,13 +322,13 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/fault_injection")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results_fault_injection.md"))
     p.add_argument(
-        "--quantizer-buffers",
+        "--no-quantizer-upkeep",
         action="store_true",
-        help="keep k-means init and dead-code replacement on (their buffers are not checkpointed)",
+        help="turn k-means init and dead-code replacement off (on by default)",
     )
     args = p.parse_args()
-    global QUANTIZER_BUFFERS
-    QUANTIZER_BUFFERS = args.quantizer_buffers
+    global QUANTIZER_UPKEEP
+    QUANTIZER_UPKEEP = not args.no_quantizer_upkeep
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
@@ -378,7 +374,9 @@ def write_results(args, kills, finals, resumes, ref, ref_s, wall) -> None:
         "# Fault injection: kills, resumes, corrupt checkpoints, lost steps (issue 14)",
         "",
         f"Command: `.venv/bin/python benchmarks/fault_injection.py --kills {args.kills} "
-        f"--chains {args.chains} --seed {args.seed}`",
+        f"--chains {args.chains} --seed {args.seed}"
+        + ("" if QUANTIZER_UPKEEP else " --no-quantizer-upkeep")
+        + "`",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, python "
         f"{platform.python_version()}, torch {torch.__version__}; load average at the end "
@@ -387,11 +385,9 @@ def write_results(args, kills, finals, resumes, ref, ref_s, wall) -> None:
         f"Reference run: {MAX_STEPS} steps (`--max-steps {MAX_STEPS}`), {ref['rollbacks']} guard "
         f"rollbacks, {ref['steps_logged']} steps executed in all, {ref_s:.0f} s. Quantizer: "
         + (
-            "k-means init and dead-code replacement on (`--quantizer-buffers`)."
-            if QUANTIZER_BUFFERS
-            else "k-means init and dead-code replacement off (on this 4-channel codec they "
-            "collapse the codebooks and the guard stops the reference run; resume with them on "
-            "is exact in tests/test_trainer.py)."
+            "k-means init and dead-code replacement on (their buffers in every checkpoint)."
+            if QUANTIZER_UPKEEP
+            else "k-means init and dead-code replacement off (`--no-quantizer-upkeep`)."
         ),
         "",
         "| count | value |",

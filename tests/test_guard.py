@@ -99,7 +99,7 @@ def test_codebook_collapse_is_flagged_on_any_codebook():
 
 def test_min_perplexity_zero_turns_the_collapse_check_off():
     """0 means off, as for the other thresholds: the floor of 2 must not stay behind (it did,
-    and `benchmarks/fault_injection.py --quantizer-buffers` stopped at step 3 with it off)."""
+    and `benchmarks/fault_injection.py` with quantizer upkeep stopped at step 3 with it "off")."""
     one_code = val() | {"val/perplexity/q0": 1.0}
     on = CollapseGuard(GuardConfig(min_perplexity=0.01), num_codes=[64])
     assert kinds(on.observe_validation(1, one_code)) == ["codebook_collapse"]
