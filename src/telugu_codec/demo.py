@@ -120,6 +120,13 @@ def comparison_table(report) -> list[str]:
     return rows
 
 
+def _target_rows(report) -> list:
+    """The codec's rows at the target's bitrate or below (<= TARGET_KBPS)."""
+    return [
+        s for s in report.summaries if s.family == "codec" and s.nominal_kbps <= TARGET_KBPS + 1e-9
+    ]
+
+
 def verdict(report) -> str:
     """One line: does the codec at <= 3 kbps reach PESQ-WB 2.0 and beat Opus 6 kbps and Codec2
     3200 on PESQ-WB and STOI (the demo's target), and by how much or how little."""
@@ -128,11 +135,7 @@ def verdict(report) -> str:
     def score(s, key: str) -> float | None:
         return s.metrics[key].mean if key in s.metrics else None
 
-    ours = [
-        s
-        for s in report.summaries
-        if s.family == "codec" and s.nominal_kbps <= TARGET_KBPS + 1e-9 and score(s, "pesq_wb")
-    ]
+    ours = [s for s in _target_rows(report) if score(s, "pesq_wb")]
     if not ours:
         return "verdict: no codec row at <= 3 kbps was measured"
     best = max(ours, key=lambda s: score(s, "pesq_wb"))
@@ -162,8 +165,8 @@ def verdict(report) -> str:
 def bottleneck(report) -> str | None:
     """One line on what limits the best codec row at <= 3 kbps: its STFT magnitudes or its
     phase (`metrics.pesq_split`), or None when that was not measured."""
-    rows = [s for s in report.summaries if s.family == "codec" and s.nominal_kbps <= TARGET_KBPS]
-    rows = [s for s in rows if "pesq_split_magnitude" in s.metrics and "pesq_wb" in s.metrics]
+    keys = ("pesq_wb", "pesq_split_magnitude", "pesq_split_phase")
+    rows = [s for s in _target_rows(report) if all(k in s.metrics for k in keys)]
     if not rows:
         return None
     best = max(rows, key=lambda s: s.metrics["pesq_wb"].mean or 0.0)
