@@ -105,12 +105,43 @@ class ISTFTConfig:
 
 
 @dataclass
+class SourceFilterConfig:
+    """The source-filter decoder's sources (`decoder.kind: source_filter`; its backbone and
+    iSTFT are the `istft` fields). The head sums, per STFT bin, a complex filter on the STFT
+    of a band-limited pulse train at the transmitted pitch (times voicing), a magnitude filter
+    on white noise and a free iSTFT output; each starts at its `*_level` of the input's RMS.
+    """
+
+    harmonic_level: float = 0.9
+    noise_level: float = 0.3
+    free_level: float = 0.1  # the free (Vocos) branch: 10 % at the start
+
+
+@dataclass
 class DecoderConfig(SEANetConfig):
     """The decoder: the SEANet mirror of the encoder (`kind: seanet`, the fields inherited from
-    SEANetConfig) or a Vocos-style iSTFT decoder (`kind: istft`, the `istft` fields)."""
+    SEANetConfig), a Vocos-style iSTFT decoder (`kind: istft`, the `istft` fields) or the
+    pitch-driven source-filter decoder (`kind: source_filter`: the `istft` backbone plus the
+    `source_filter` fields; needs `model.pitch.enabled`)."""
 
-    kind: str = "seanet"  # seanet | istft
+    kind: str = "seanet"  # seanet | istft | source_filter
     istft: ISTFTConfig = field(default_factory=ISTFTConfig)
+    source_filter: SourceFilterConfig = field(default_factory=SourceFilterConfig)
+
+
+@dataclass
+class PitchConfig:
+    """The pitch side channel (pitch.py): causal YIN per frame, one byte per frame in the
+    bitstream (0 = unvoiced, 1..255 = log-F0 over fmin..fmax), 8 bits x frame rate (400 bit/s
+    at 50 Hz) counted in the bitrate."""
+
+    enabled: bool = False
+    fmin: float = 50.0
+    fmax: float = 500.0
+    threshold: float = 0.15  # YIN's absolute threshold on the normalised difference
+    voicing_threshold: float = 0.3  # voiced when the normalised difference dips below this
+    silence_db: float = -50.0  # ... and the frame is louder than this (dBFS after normalising)
+    zero: bool = False  # ablation: the decoder gets "unvoiced" everywhere (is pitch what helps?)
 
 
 @dataclass
@@ -188,6 +219,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    pitch: PitchConfig = field(default_factory=PitchConfig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -104,7 +104,21 @@ RULES: dict[str, dict[str, Rule]] = {
         "n_fft_factor": POS,
         "max_log_magnitude": POS,
     },
-    "DecoderConfig": {"kind": choice("seanet", "istft"), "istft": ANY},
+    "DecoderConfig": {
+        "kind": choice("seanet", "istft", "source_filter"),
+        "istft": ANY,
+        "source_filter": ANY,
+    },
+    "SourceFilterConfig": {"harmonic_level": POS, "noise_level": POS, "free_level": POS},
+    "PitchConfig": {
+        "enabled": BOOL,
+        "fmin": _rule(lambda v: _finite(v) and 20 <= v <= 1000, "must be in [20, 1000] Hz"),
+        "fmax": _rule(lambda v: _finite(v) and 40 <= v <= 2000, "must be in [40, 2000] Hz"),
+        "threshold": OPEN_FRACTION,
+        "voicing_threshold": OPEN_FRACTION,
+        "silence_db": _rule(lambda v: _finite(v) and -120 <= v <= 0, "must be in [-120, 0] dB"),
+        "zero": BOOL,
+    },
     "QuantizerConfig": {
         "kind": choice("ema", "factorized", "fsq"),
         "n_q": POS,
@@ -143,6 +157,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "encoder": ANY,
         "decoder": ANY,
         "quantizer": ANY,
+        "pitch": ANY,
     },
     "MSDConfig": {"scales": POS, "width": POS, "spectral_norm_first": BOOL},
     "MPDConfig": {
@@ -319,6 +334,13 @@ def _cross(cfg: Any) -> list[tuple[str, str]]:
         out.append(
             ("loss.mel_loss.n_mels", f"needs one value per n_fft ({len(mel.n_ffts)} of them)")
         )
+    p = m.pitch
+    if p.fmax <= 2 * p.fmin:
+        out.append(("model.pitch.fmax", "must be above twice model.pitch.fmin"))
+    if p.enabled and p.fmax >= m.sample_rate / 4:
+        out.append(("model.pitch.fmax", f"must be below a quarter of {m.sample_rate} Hz"))
+    if m.decoder.kind == "source_filter" and not p.enabled:
+        out.append(("model.decoder.kind", "source_filter needs model.pitch.enabled: true"))
     g = cfg.train.guard
     if g.max_amplitude <= g.min_amplitude:
         out.append(("train.guard.max_amplitude", "must be above train.guard.min_amplitude"))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
+from .. import pitch as pitch_mod
 from ..audio import normalize, resample, to_mono
 from ..bitstream import EncodedAudio, bits_per_code, code_from_gain
 from ..checkpoint import (
@@ -38,6 +39,7 @@ from ..config import Config, ModelConfig, to_yaml
 from ..errors import CodecError
 from .decoder import build_decoder
 from .encoder import build_encoder
+from .excitation import NOISE_TABLE
 from .loudness import BlockGain, gain_from_code, normalization_kind
 from .quantizer import build_quantizer
 
@@ -87,6 +89,12 @@ class Codec(nn.Module):
         self.decoder = build_decoder(cfg)
         self.normalization = normalization_kind(cfg)  # clip | block | none
         self.block_gain = BlockGain(cfg, self.hop_length) if self.normalization == "block" else None
+        self.tracker = pitch_mod.settings_for(cfg) if cfg.pitch.enabled else None
+        if self.tracker is not None and not getattr(self.decoder, "uses_pitch", False):
+            raise CodecError(
+                f"model.pitch.enabled needs a decoder that uses it (source_filter), not "
+                f"'{cfg.decoder.kind}'"
+            )
         self._hash: str | None = None
 
     # ---------------------------------------------------------------- properties
@@ -115,20 +123,33 @@ class Codec(nn.Module):
         """Codes every stage can emit (<= K: an FSQ stage may use fewer than 2 ** bits)."""
         return min(self.quantizer.num_codes)
 
+    @property
+    def has_pitch(self) -> bool:
+        """The model sends a pitch side channel (one byte per frame, pitch.py)."""
+        return self.tracker is not None
+
+    @property
+    def pitch_bitrate(self) -> float:
+        """Bits/s of the pitch side channel (0 without one)."""
+        return self.frame_rate * pitch_mod.PITCH_BITS if self.has_pitch else 0.0
+
     def bitrate(self, n_q: int) -> float:
-        """Nominal bitrate in bits/s for `n_q` codebooks."""
-        return self.frame_rate * n_q * bits_per_code(self.codebook_size)
+        """Nominal bitrate in bits/s for `n_q` codebooks, the pitch channel included."""
+        return self.frame_rate * n_q * bits_per_code(self.codebook_size) + self.pitch_bitrate
 
     def n_q_for_bitrate(self, kbps: float) -> int:
-        """Codebooks giving `kbps` (rounded to the nearest whole codebook)."""
-        per_q = self.bitrate(1) / 1000
+        """Codebooks giving `kbps` in all (the pitch channel counted), rounded down to a whole
+        codebook for pitch models (so "3 kbps" never means more), to the nearest otherwise."""
+        per_q = self.frame_rate * bits_per_code(self.codebook_size) / 1000
+        side = self.pitch_bitrate / 1000
         if not math.isfinite(kbps) or kbps <= 0:
             raise CodecError(f"bitrate must be a positive number of kbps, got {kbps}")
-        n_q = int(round(kbps / per_q))
+        q = (kbps - side) / per_q
+        n_q = int(math.floor(q + 1e-9)) if self.has_pitch else int(round(q))
         if n_q < 1 or n_q > self.max_n_q:
             raise CodecError(
                 f"bitrate {kbps} kbps is outside this model's range "
-                f"{per_q:g}..{per_q * self.max_n_q:g} kbps (steps of {per_q:g})"
+                f"{side + per_q:g}..{side + per_q * self.max_n_q:g} kbps (steps of {per_q:g})"
             )
         return n_q
 
@@ -179,6 +200,39 @@ class Codec(nn.Module):
             return self.block_gain.curve(side, side[:, 0], 0, length)
         return side.view(-1, 1, 1).float()
 
+    def pitch_codes(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """(B, 1, T) normalised audio -> (B, frames) int64 pitch codes (pitch.py).
+
+        `model.pitch.zero` (an ablation) sends "unvoiced" everywhere.
+        """
+        t = self.tracker
+        if self.cfg.pitch.zero:
+            return torch.zeros(x.shape[0], frames, dtype=torch.long, device=x.device)
+        tr = pitch_mod.track(x, t, frames)
+        return pitch_mod.quantize(tr.f0, tr.voiced, t.fmin, t.fmax)
+
+    def _decode(
+        self,
+        z: torch.Tensor,
+        pitch: torch.Tensor | None,
+        return_features: bool = False,
+        pitch_shift: float = 0.0,
+    ):
+        """Quantized latents (B, D, F) [+ pitch codes (B, F)] -> decoder output."""
+        if not self.has_pitch:
+            if pitch_shift:
+                raise CodecError("--pitch-shift needs a model with a pitch channel")
+            return self.decoder(z, return_features=return_features)
+        if pitch is None:
+            raise CodecError("this model decodes with its pitch channel, and none was given")
+        offset = None
+        if self.training:  # fresh noise for every item, not the same table slice every step
+            offset = torch.randint(0, NOISE_TABLE, (z.shape[0],), device=z.device)
+        return self.decoder(
+            z, return_features=return_features, pitch=pitch, pitch_shift=pitch_shift,
+            noise_offset=offset,
+        )  # fmt: skip
+
     def forward(
         self, wav: torch.Tensor, n_q: int | None = None, return_features: bool = False
     ) -> CodecOutput:
@@ -196,7 +250,8 @@ class Codec(nn.Module):
         x = self._pad(x)
         z, enc_feats = self.encoder(x, return_features=True)
         q = self.quantizer(z, n_q)
-        y, dec_feats = self.decoder(q.quantized, return_features=True)
+        pitch = self.pitch_codes(x, z.shape[-1]) if self.has_pitch else None
+        y, dec_feats = self._decode(q.quantized, pitch, return_features=True)
         y = y[..., :t] / gain.to(y.dtype)
         return CodecOutput(
             audio=y,
@@ -212,25 +267,44 @@ class Codec(nn.Module):
         )
 
     def encode_codes(
-        self, wav: torch.Tensor, n_q: int | None = None, quantize_gain: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, T) -> (codes (B, n_q, ceil(T / hop)), gain side information).
+        self,
+        wav: torch.Tensor,
+        n_q: int | None = None,
+        quantize_gain: bool = False,
+        return_pitch: bool = False,
+    ):
+        """(B, 1, T) -> (codes (B, n_q, ceil(T / hop)), gain side information[, pitch]).
 
         The side information is (B,) linear gains (`clip`, `none`) or (B, ceil(F / block))
-        int64 gain codes (`block`); `decode_codes` takes it back.
+        int64 gain codes (`block`); `decode_codes` takes it back. With `return_pitch`, also the
+        (B, F) pitch codes (None for a model without a pitch channel).
         """
         x, _, side = self._normalize_side(wav, quantize_gain)
-        z = self.encoder(self._pad(x))
-        return self.quantizer.encode(z, n_q), side
+        x = self._pad(x)
+        z = self.encoder(x)
+        codes = self.quantizer.encode(z, n_q)
+        if not return_pitch:
+            return codes, side
+        return codes, side, self.pitch_codes(x, z.shape[-1]) if self.has_pitch else None
 
-    def decode_codes(self, codes: torch.Tensor, length: int, gain: torch.Tensor) -> torch.Tensor:
+    def decode_codes(
+        self,
+        codes: torch.Tensor,
+        length: int,
+        gain: torch.Tensor,
+        pitch: torch.Tensor | None = None,
+        pitch_shift: float = 0.0,
+    ) -> torch.Tensor:
         """(B, n_q, F) codes -> (B, 1, length) audio, loudness restored with `gain`.
 
         Args:
             gain: the side information from `encode_codes`: (B,) linear gains, or
                 (B, n_blocks) gain codes for `block` normalisation.
+            pitch: (B, F) pitch codes (required by a model with a pitch channel).
+            pitch_shift: semitones (pitch models only).
         """
-        y = self.decoder(self.quantizer.decode(codes))[..., :length]
+        y = self._decode(self.quantizer.decode(codes), pitch, pitch_shift=pitch_shift)
+        y = y[..., :length]
         return y / self._gain_curve(gain, y.shape[-1]).to(y.dtype)
 
     # ---------------------------------------------------------------- user API
@@ -264,8 +338,11 @@ class Codec(nn.Module):
         """
         n_q = self.check_n_q(n_q)
         x = self._prepare(wav, sample_rate)
-        codes, side = self.encode_codes(x, n_q, quantize_gain=True)
-        return self._encoded(codes[0].cpu().numpy(), int(x.shape[-1]), side[0].cpu())
+        codes, side, pitch = self.encode_codes(x, n_q, quantize_gain=True, return_pitch=True)
+        enc = self._encoded(codes[0].cpu().numpy(), int(x.shape[-1]), side[0].cpu())
+        if pitch is not None:
+            enc.pitch = pitch[0].cpu().numpy().astype(np.int64)
+        return enc
 
     def check_n_q(self, n_q: int | None) -> int:
         """`n_q` (default: all codebooks), or CodecError when the model does not have it."""
@@ -310,6 +387,17 @@ class Codec(nn.Module):
         codes = np.asarray(enc.codes)
         if codes.size and (int(codes.max()) >= self.num_codes or int(codes.min()) < 0):
             raise CodecError("codes out of range for this model's codebook size")
+        pitch = getattr(enc, "pitch", None)
+        if self.has_pitch:
+            if pitch is None:
+                raise CodecError("this model needs a pitch channel and the codes carry none")
+            pitch = np.asarray(pitch)
+            if pitch.shape != (enc.frames,):
+                raise CodecError(f"{pitch.size} pitch codes for {enc.frames} frames")
+            if pitch.size and (int(pitch.min()) < 0 or int(pitch.max()) > pitch_mod.PITCH_LEVELS):
+                raise CodecError(f"pitch codes must be in 0..{pitch_mod.PITCH_LEVELS}")
+        elif pitch is not None:
+            raise CodecError("the codes carry a pitch channel; this model has none")
         max_db = self.cfg.max_gain_db + 0.5
         if enc.normalization == "block":
             g = enc.block_gains
@@ -348,12 +436,22 @@ class Codec(nn.Module):
         return gain.curve(codes[:, b0:b1], prev, start - b0 * n, length)
 
     @torch.inference_mode()
-    def decode(self, enc: EncodedAudio) -> torch.Tensor:
-        """EncodedAudio -> (T,) float32 audio at `enc.sample_rate`."""
+    def decode(self, enc: EncodedAudio, pitch_shift: float = 0.0) -> torch.Tensor:
+        """EncodedAudio -> (T,) float32 audio at `enc.sample_rate`.
+
+        Args:
+            pitch_shift: semitones to move the voice's pitch by, formants kept (pitch models;
+                -24..24).
+        """
         self.check_encoded(enc)
+        check_pitch_shift(pitch_shift, self.has_pitch)
         device = next(self.parameters()).device
         codes = torch.from_numpy(np.asarray(enc.codes, dtype=np.int64)).to(device)[None]
-        y = self.decoder(self.quantizer.decode(codes))[..., : enc.length]
+        pitch = None
+        if self.has_pitch:
+            pitch = torch.from_numpy(np.asarray(enc.pitch, dtype=np.int64)).to(device)[None]
+        y = self._decode(self.quantizer.decode(codes), pitch, pitch_shift=pitch_shift)
+        y = y[..., : enc.length]
         return (y / self.gain_curve(enc, 0, enc.length).to(y))[0, 0].float().cpu()
 
     # ---------------------------------------------------------------- streaming
@@ -430,6 +528,19 @@ class Codec(nn.Module):
         codec._hash = verify_model_hash(tensors, meta, file)
         check_finite(tensors, file)
         return codec.to(device).eval()
+
+
+MAX_PITCH_SHIFT = 24.0  # semitones either way
+
+
+def check_pitch_shift(semitones: float, has_pitch: bool) -> None:
+    """CodecError unless `semitones` is a usable pitch shift for this model."""
+    if not isinstance(semitones, (int, float)) or not math.isfinite(semitones):
+        raise CodecError(f"pitch shift must be a finite number of semitones, got {semitones!r}")
+    if abs(semitones) > MAX_PITCH_SHIFT:
+        raise CodecError(f"pitch shift {semitones:g} is beyond +-{MAX_PITCH_SHIFT:g} semitones")
+    if semitones and not has_pitch:
+        raise CodecError("pitch shift needs a model with a pitch channel (decoder source_filter)")
 
 
 def build_codec(config: Config) -> Codec:

@@ -111,11 +111,18 @@ class Decoder(nn.Module):
 
 
 def build_decoder(cfg: ModelConfig) -> nn.Module:
-    """The decoder `cfg.decoder.kind`: the SEANet mirror or the Vocos-style iSTFT decoder."""
+    """The decoder `cfg.decoder.kind`: the SEANet mirror, the Vocos-style iSTFT decoder or the
+    pitch-driven source-filter decoder."""
     if cfg.decoder.kind == "seanet":
         return Decoder(cfg)
     if cfg.decoder.kind == "istft":
         from .istft_decoder import ISTFTDecoder
 
         return ISTFTDecoder(cfg)
-    raise ConfigError(f"model.decoder.kind must be seanet or istft, got '{cfg.decoder.kind}'")
+    if cfg.decoder.kind == "source_filter":
+        from .source_filter_decoder import SourceFilterDecoder
+
+        return SourceFilterDecoder(cfg)
+    raise ConfigError(
+        f"model.decoder.kind must be seanet, istft or source_filter, got '{cfg.decoder.kind}'"
+    )

@@ -336,7 +336,10 @@ def receptive_field(codec: Codec) -> dict[str, int]:
             codec.encoder(x)[..., f].sum().backward()
             nz = torch.nonzero(x.grad[0, 0]).view(-1)
             z = torch.randn(1, codec.cfg.latent_dim, frames, device=device).requires_grad_()
-            codec.decoder(z)[..., f * hop : (f + 1) * hop].sum().backward()
+            kw = {}
+            if codec.has_pitch:  # the pitch channel reaches no further than the latents
+                kw["pitch"] = torch.full((1, frames), 100, dtype=torch.long, device=device)
+            codec.decoder(z, **kw)[..., f * hop : (f + 1) * hop].sum().backward()
             nzd = torch.nonzero(z.grad[0].abs().sum(0)).view(-1)
         first, last = int(nz.min()), int(nz.max())
         reach = {
@@ -486,6 +489,8 @@ class StreamEncoder:
         else:
             reach = receptive_field(codec)
             self.left, self.right = reach["encoder_left"], reach["encoder_right"]
+            if codec.has_pitch:  # the pitch tracker's window reaches back `context` samples
+                self.left = max(self.left, -(-codec.tracker.context // self.hop))
             self.window = max(1, int(window_frames))
             self.buffer = torch.zeros(0)  # normalised samples from frame `buffer_frame` on
             self.buffer_frame = 0
@@ -543,16 +548,20 @@ class StreamEncoder:
 
     def _frames(self, x: torch.Tensor, final: bool) -> EncodedChunk:
         first = self.frames_out
+        pitch = None
         if self.causal:
             z = self._causal(x, final)
         else:
-            z = self._windowed(x, final)
+            z, pitch = self._windowed(x, final)
         k = z.shape[-1]
         codes = self.codec.quantizer.encode(z, self.n_q)[0] if k else None
         codes = codes.cpu().numpy().astype(np.int64) if k else np.zeros((self.n_q, 0), np.int64)
         self.frames_out += k
         trim = self.frames_out * self.hop - self.samples_in if final else 0
-        return EncodedChunk(codes, self.norm.gains_for(first, k), first, final, trim)
+        chunk = EncodedChunk(codes, self.norm.gains_for(first, k), first, final, trim)
+        if self.codec.has_pitch:
+            chunk.pitch = pitch.cpu().numpy().astype(np.int64)
+        return chunk
 
     def _causal(self, x: torch.Tensor, final: bool) -> torch.Tensor:
         buf = torch.cat([self.pending, x])
@@ -566,9 +575,9 @@ class StreamEncoder:
         z, self.states = self.plan.step(frames, self.states)
         return z
 
-    def _windowed(self, x: torch.Tensor, final: bool) -> torch.Tensor:
+    def _windowed(self, x: torch.Tensor, final: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.buffer = torch.cat([self.buffer, x])
-        hop, out = self.hop, []
+        hop, out, pitches = self.hop, [], []
         if final and self.buffer.numel() % hop:
             self.buffer = F.pad(self.buffer, (0, hop - self.buffer.numel() % hop))
         while True:
@@ -581,14 +590,19 @@ class StreamEncoder:
             start = max(0, emitted - self.left)
             stop = min(have, emitted + n + self.right)
             a, b = (start - self.buffer_frame) * hop, (stop - self.buffer_frame) * hop
-            z = self.codec.encoder(self.buffer[a:b].view(1, 1, -1).to(self.device))
+            x = self.buffer[a:b].view(1, 1, -1).to(self.device)
+            z = self.codec.encoder(x)
             out.append(z[..., emitted - start : emitted - start + n])
+            if self.codec.has_pitch:  # causal tracker: exact once `left` covers its window
+                p = self.codec.pitch_codes(x, z.shape[-1])
+                pitches.append(p[0, emitted - start : emitted - start + n])
             drop = max(0, emitted + n - self.left - self.buffer_frame)
             self.buffer = self.buffer[drop * hop :]
             self.buffer_frame += drop
         if not out:
-            return torch.zeros(1, self.codec.cfg.latent_dim, 0)
-        return torch.cat(out, dim=-1)
+            return torch.zeros(1, self.codec.cfg.latent_dim, 0), torch.zeros(0, dtype=torch.long)
+        pitch = torch.cat(pitches) if pitches else None
+        return torch.cat(out, dim=-1), pitch
 
 
 # ------------------------------------------------------------------------------------ decoder
@@ -610,10 +624,20 @@ class StreamDecoder:
         gain: float = 1.0,
         block_frames: int | None = None,
         window_frames: int = 50,
+        pitch_shift: float = 0.0,
     ):
+        from .codec import check_pitch_shift
+
+        check_pitch_shift(pitch_shift, codec.has_pitch)
         self.codec = codec
         self.hop = codec.hop_length
         self.device = next(codec.parameters()).device
+        self.source = None
+        if codec.has_pitch:
+            from .source_filter_decoder import StreamSource
+
+            self.source = StreamSource(codec.decoder, pitch_shift)
+            self.pitch_shift = pitch_shift
         kind = codec.normalization if normalization is None else normalization
         frames = codec.cfg.norm_block_frames if block_frames is None else block_frames
         self.denorm = _Denormalizer(codec, kind, gain, frames)
@@ -632,8 +656,14 @@ class StreamDecoder:
         self.trim: int | None = None
 
     @torch.inference_mode()
-    def push(self, chunk: EncodedChunk | np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
-        """Feed codes: an EncodedChunk, or (n_q, k) codes and their block gain codes.
+    def push(
+        self,
+        chunk: EncodedChunk | np.ndarray,
+        gains: np.ndarray | None = None,
+        pitch: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Feed codes: an EncodedChunk, or (n_q, k) codes with their block gain codes and
+        (pitch models) their (k,) pitch codes.
 
         Returns:
             (n,) float32 audio that no later code can change.
@@ -642,6 +672,7 @@ class StreamDecoder:
             raise CodecError("the stream already ended")
         if isinstance(chunk, EncodedChunk):
             codes, gains, final, trim = chunk.codes, chunk.gains, chunk.final, chunk.trim
+            pitch = getattr(chunk, "pitch", None)
         else:
             codes, final, trim = chunk, False, 0
             gains = np.zeros(0, np.int64) if gains is None else gains
@@ -651,6 +682,10 @@ class StreamDecoder:
         if codes.size and (codes.min() < 0 or codes.max() >= self.codec.num_codes):
             raise CodecError("codes out of range for this model's codebook size")
         k = codes.shape[1]
+        if self.source is not None:
+            self.source.add(torch.from_numpy(self._checked_pitch(pitch, k)))
+        elif pitch is not None:
+            raise CodecError("the codes carry a pitch channel; this model has none")
         self.denorm.add(np.asarray(gains).reshape(-1), self.frames_in, k)
         if k:
             t = torch.from_numpy(codes).to(self.device)[None]
@@ -661,6 +696,17 @@ class StreamDecoder:
         if final:
             self.trim = int(trim)
         return self._emit(z, final)
+
+    @staticmethod
+    def _checked_pitch(pitch: np.ndarray | None, k: int) -> np.ndarray:
+        if pitch is None:
+            raise CodecError("this model decodes with its pitch channel, and none was given")
+        pitch = np.asarray(pitch, dtype=np.int64).reshape(-1)
+        if pitch.shape != (k,):
+            raise CodecError(f"{pitch.size} pitch codes for {k} frames")
+        if pitch.size and (pitch.min() < 0 or pitch.max() > 255):
+            raise CodecError("pitch codes must be in 0..255")
+        return pitch
 
     @torch.inference_mode()
     def flush(self) -> np.ndarray:
@@ -700,7 +746,12 @@ class StreamDecoder:
             start = max(0, emitted - self.left)
             stop = min(have, emitted + n + self.right)
             a, b = start - self.latent_frame, stop - self.latent_frame
-            y = self.codec.decoder(self.latents[..., a:b].to(self.device))
+            kw = {}
+            if self.source is not None:
+                kw = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                      for k, v in self.source.window(start, stop).items()}  # fmt: skip
+                kw["pitch_shift"] = self.pitch_shift
+            y = self.codec.decoder(self.latents[..., a:b].to(self.device), **kw)
             off = (emitted - start) * self.hop
             out.append(y[..., off : off + n * self.hop])
             drop = max(0, emitted + n - self.left - self.latent_frame)

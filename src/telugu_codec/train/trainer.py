@@ -553,6 +553,10 @@ class Trainer:
         """
         if self.dist.is_main:
             self.lock.acquire()  # held since __init__; taken again by a second train()
+        if self.device.type == "cpu":
+            # Adam states of weights that get no gradient for a while decay into denormals,
+            # and every step slowed to 0.69 s (FINDINGS: the pitch prototype); flushed, no cost
+            torch.set_flush_denormal(True)
         try:
             return self._train(max_steps)
         finally:

@@ -1,0 +1,243 @@
+"""Source-filter decoder (`model.decoder.kind: source_filter`): the transmitted pitch drives a
+harmonic source that a neural filter, conditioned on the codes, shapes.
+
+    latent (B, D, F) + pitch features (B, 2, F) -> conv -> upsample -> ConvNeXt -> linear ->
+    per STFT bin and frame:  H (complex)  N (magnitude)  V (complex)
+    S = H * STFT(pulses * voicing) + N * STFT(noise) + V  ->  torch.istft  ->  (B, 1, F * hop)
+
+The pulse train (model/excitation.py) carries every harmonic of the transmitted f0 up to
+Nyquist with a continuous phase, so the harmonic fine structure and the phase progression
+between frames come from the source; the network only learns the spectral envelope and each
+bin's phase offset (H), the noise floor (N) and whatever is left (V, the free Vocos output,
+started at a tenth of the level). A Vocos-style head alone smears harmonics above ~1.5 kHz in
+the demo's budget (BENCHMARKS.md); LPCNet, FARGAN and Codec2 all transmit pitch for this reason.
+
+Decode-time pitch control: `pitch_shift` semitones scale the source's f0 (and the pitch the
+filter is told), so the envelope, i.e. the voice's formants, stays where it was.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import pitch as pitch_mod
+from ..config import ModelConfig
+from ..errors import ConfigError
+from ..nn.convnext import ConvNeXtStack
+from .excitation import NoiseTable, harmonic_source, interpolate_frames, phase_increment
+
+PITCH_FEATURES = 2  # log2(f0 / 100 Hz) of the held f0, voicing
+START_F0 = 120.0  # Hz held before the first voiced frame
+
+
+class SourceFilterDecoder(nn.Module):
+    """Decoder `kind: source_filter`; `forward(z, pitch=codes)`.
+
+    Attributes:
+        uses_pitch: True (the codec passes the pitch codes and source state).
+    """
+
+    uses_pitch = True
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c, sf = cfg.decoder.istft, cfg.decoder.source_filter
+        hop_length = cfg.patch_size * math.prod(cfg.strides)
+        if c.upsample < 1 or hop_length % c.upsample:
+            raise ConfigError(
+                f"model.decoder.istft.upsample ({c.upsample}) must divide the hop length "
+                f"({hop_length})"
+            )
+        if cfg.causal:
+            raise ConfigError(
+                "model.decoder.kind=source_filter is not causal (centred STFT windows); use the "
+                "SEANet decoder for causal/streaming models"
+            )
+        self.sample_rate = cfg.sample_rate
+        self.hop_length = hop_length
+        self.upsample = c.upsample
+        self.fmin, self.fmax = cfg.pitch.fmin, cfg.pitch.fmax
+        self.tracker = pitch_mod.settings_for(cfg)
+        hop = hop_length // c.upsample
+        self.stft_hop, self.n_fft = hop, c.n_fft_factor * hop
+        self.bins = self.n_fft // 2 + 1
+        self.max_log_magnitude = c.max_log_magnitude
+        self.conv_in = nn.Conv1d(cfg.latent_dim + PITCH_FEATURES, c.dim, 7, padding=3)
+        self.up = (
+            nn.ConvTranspose1d(c.dim, c.dim, 2 * c.upsample, c.upsample) if c.upsample > 1 else None
+        )
+        self.backbone = ConvNeXtStack(c.dim, c.intermediate_dim, c.kernel_size, c.layers)
+        # per bin: harmonic log-magnitude + phase, noise log-magnitude, free log-magnitude + phase
+        self.proj = nn.Linear(c.dim, 5 * self.bins)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self.noise = NoiseTable()
+        with torch.no_grad():
+            b, rms = self.bins, cfg.target_rms
+            # STFT -> scale every bin by m -> iSTFT scales a signal by m, and both sources have
+            # unit RMS: a log-magnitude bias of log(level * rms) starts each at that level
+            self.proj.bias.zero_()
+            self.proj.bias[:b].fill_(math.log(sf.harmonic_level * rms))
+            self.proj.bias[2 * b : 3 * b].fill_(math.log(sf.noise_level * rms))
+            # the free branch has random phases: Vocos' window algebra (model/istft_decoder.py)
+            free = sf.free_level * rms * self.n_fft / math.sqrt(8 * hop / 3)
+            self.proj.bias[3 * b : 4 * b].fill_(math.log(free))
+        self.tanh = cfg.tanh_output
+        self.output_gain = cfg.output_gain
+
+    # ------------------------------------------------------------------ pieces
+    def held_pitch(
+        self, codes: torch.Tensor, start_f0: torch.Tensor | float = START_F0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F) pitch codes -> (f0 Hz (B, F), unvoiced frames holding the last voiced value,
+        starting from `start_f0`; voicing (B, F) float)."""
+        f0, voiced = pitch_mod.dequantize(codes, self.fmin, self.fmax)
+        return pitch_mod.hold_unvoiced(f0, voiced, start_f0), voiced.float()
+
+    def sources(
+        self,
+        held_f0: torch.Tensor,
+        voicing: torch.Tensor,
+        start: int,
+        length: int,
+        phase0: torch.Tensor | None = None,
+        noise_offset: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Excitation for samples [start, start + length) of frames anchored from frame 0.
+
+        Returns:
+            (pulses (B, length), noise (B, length), phase after the last sample (B,)).
+        """
+        offset = float(self.tracker.anchor_offset) - start
+        f0 = interpolate_frames(held_f0, self.hop_length, offset, length)
+        v = interpolate_frames(voicing, self.hop_length, offset, length)
+        pulses, end = harmonic_source(f0, v, phase0, self.sample_rate)
+        if noise_offset is None:
+            noise_offset = torch.zeros(f0.shape[0], dtype=torch.long, device=f0.device)
+        noise = self.noise(noise_offset + start, length)
+        return pulses, noise, end
+
+    def _stft(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return torch.stft(
+                x.float(), self.n_fft, self.stft_hop, self.n_fft, self.window, center=True,
+                pad_mode="constant",
+                return_complex=True,
+            )  # fmt: skip
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        z: torch.Tensor,
+        return_features: bool = False,
+        pitch: torch.Tensor | None = None,
+        pitch_shift: float = 0.0,
+        phase0: torch.Tensor | None = None,
+        noise_offset: torch.Tensor | None = None,
+        start_f0: torch.Tensor | float = START_F0,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Args:
+            z: (B, D, F) quantized latents.
+            pitch: (B, F) int64 pitch codes (pitch.py); required.
+            pitch_shift: semitones applied to the source (0 = as transmitted).
+            phase0: (B,) float64 source phase before the first sample (a stream's state).
+            noise_offset: (B,) int64 position in the noise table of sample 0 (training
+                draws it at random; decoding uses 0, a stream window its first sample).
+            start_f0: the f0 held before the first frame (a stream window: the frame before).
+
+        Returns:
+            waveform (B, 1, F * hop_length) [, features].
+        """
+        if pitch is None:
+            raise ValueError("the source-filter decoder needs the pitch codes (pitch=...)")
+        frames = z.shape[-1]
+        if pitch.shape[-1] != frames:
+            raise ValueError(f"{pitch.shape[-1]} pitch frames for {frames} latent frames")
+        held, voicing = self.held_pitch(pitch.to(z.device), start_f0)
+        held = held * 2.0 ** (pitch_shift / 12.0)
+        cond = torch.stack([torch.log2(held / 100.0), voicing], dim=1).to(z.dtype)  # (B, 2, F)
+        h = self.conv_in(torch.cat([z, cond], dim=1))
+        if self.up is not None:  # (B, C, F) -> (B, C, F * u), the kernel's overhang trimmed
+            u = self.upsample
+            h = self.up(h)[..., u // 2 : u // 2 + frames * u]
+        h = self.backbone(h)
+        h = F.pad(h, (0, 1), mode="replicate")  # N + 1 frames -> exactly N * hop samples
+        length = frames * self.hop_length
+        pulses, noise, _ = self.sources(held, voicing, 0, length, phase0, noise_offset)
+        y = self.head(h, pulses, noise, length)
+        if self.tanh:
+            y = torch.tanh(y)
+        if self.output_gain != 1.0:
+            y = y * self.output_gain
+        return (y, [h]) if return_features else y
+
+    def head(
+        self, h: torch.Tensor, pulses: torch.Tensor, noise: torch.Tensor, length: int
+    ) -> torch.Tensor:
+        """(B, C, N) features + (B, length) sources -> (B, 1, length) audio."""
+        out = self.proj(h.transpose(1, 2)).transpose(1, 2).float()  # (B, 5 bins, N)
+        hm, hp, nm, fm, fp = out.split(self.bins, dim=1)
+        m = self.max_log_magnitude
+        harm = torch.exp(hm.clamp(max=m)) * torch.exp(1j * hp) * self._stft(pulses)
+        nz = torch.exp(nm.clamp(max=m)) * self._stft(noise)
+        free = torch.exp(fm.clamp(max=m)) * torch.exp(1j * fp)
+        spec = harm + nz + free
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            y = torch.istft(
+                spec, self.n_fft, self.stft_hop, self.n_fft, window=self.window, center=True,
+                length=length,
+            )  # fmt: skip
+        return y.unsqueeze(1)
+
+
+class StreamSource:
+    """The source state of one decode stream: each frame's held f0, and the source phase at
+    the frame boundaries a window starts from, so windows decode what `forward` decodes.
+
+    Args:
+        decoder: the model's decoder.
+        pitch_shift: semitones (as `forward`'s).
+    """
+
+    def __init__(self, decoder: SourceFilterDecoder, pitch_shift: float = 0.0):
+        self.dec = decoder
+        self.scale = 2.0 ** (pitch_shift / 12.0)
+        self.codes = torch.zeros(1, 0, dtype=torch.long)
+        self.held = torch.zeros(1, 0)  # unshifted, every frame so far
+        self.phase_frame = 0  # self.phase is the phase after sample phase_frame * hop - 1
+        self.phase = torch.zeros(1, dtype=torch.float64)
+
+    def add(self, codes: torch.Tensor) -> None:
+        """Append (k,) pitch codes of the next frames."""
+        codes = codes.view(1, -1).long().cpu()
+        start = self.held[:, -1] if self.held.shape[-1] else START_F0
+        held, _ = self.dec.held_pitch(codes, start)
+        self.codes = torch.cat([self.codes, codes], -1)
+        self.held = torch.cat([self.held, held], -1)
+
+    def window(self, start: int, stop: int) -> dict:
+        """Keyword arguments for `forward` on latent frames [start, stop) (start <= frames - 2
+        unless stop is the last frame)."""
+        return {
+            "pitch": self.codes[:, start:stop],
+            "phase0": self.phase_at(start),
+            "noise_offset": torch.tensor([start * self.dec.hop_length]),
+            "start_f0": self.held[:, start - 1] if start > 0 else START_F0,
+        }
+
+    def phase_at(self, frame: int) -> torch.Tensor:
+        """(1,) float64 source phase after sample frame * hop - 1 (frames only move forward)."""
+        p, hop = self.phase_frame, self.dec.hop_length
+        if frame < p:
+            raise ValueError(f"stream windows moved back from frame {p} to {frame}")
+        if frame > p:
+            # samples [p hop, frame hop) lie between the anchors of frames p .. frame + 1
+            vals = self.held[:, p : frame + 2] * self.scale
+            f0 = interpolate_frames(vals, hop, self.dec.tracker.anchor_offset, (frame - p) * hop)
+            inc = phase_increment(f0, self.dec.sample_rate)
+            self.phase = torch.remainder(self.phase + inc.sum(-1), 2 * math.pi)
+            self.phase_frame = frame
+        return self.phase
