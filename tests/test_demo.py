@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from telugu_codec.compare import run_study
-from telugu_codec.demo import DEFAULT_DATA, run_demo, verdict
+from telugu_codec.config import load_config
+from telugu_codec.demo import DEFAULT_DATA, DEMO_PRESET, run_demo, verdict
 
 from .conftest import speechlike
 
@@ -52,15 +53,17 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
     assert sample["tcc_bytes"] == (out / "sample.tcc").stat().st_size
     text = "\n".join(messages)
     assert "PESQ" in text and str(out) in text
-    assert "training `tiny-istft` for 3 steps" in text  # the demo's preset
+    assert f"training `{load_config(DEMO_PRESET).name}` for 3 steps" in text  # the demo's preset
     assert "max_steps at step 3" in text
     # the comparison table (our rows, Opus, Codec2) and the one-line verdict
     assert any("codec-1.5k" in m for m in messages) and any("opus-6k" in m for m in messages)
     assert any("codec2-3200" in m for m in messages)
     verdict = (out / "verdict.txt").read_text()
-    assert verdict.startswith("verdict: target ") and verdict.splitlines()[0] in text
+    assert verdict.startswith("demo-te: verdict: target ") and verdict.splitlines()[0] in text
+    # the amplitude ratio at every validation, against its 0.9-1.1 target
+    assert any(m.startswith("amplitude ratio at the ") and "0.9-1.1" in m for m in messages)
     # and what limits the codec, measured (PESQ-WB of the magnitude / phase hybrids)
-    assert any(m.startswith("what limits it: its ") for m in messages)
+    assert any(m.startswith("demo-te: what limits it: its ") for m in messages)
     assert "what limits it" in verdict
     status = json.loads((out / "demo.json").read_text())
     assert status["steps"] == 3 and status["step_budget"] == 3
@@ -127,6 +130,12 @@ def test_verdict_names_what_is_missing():
     # 6 kbps rows do not count towards the <= 3 kbps target
     high = verdict(_report([("codec-6k", "codec", 6.0, 3.0, 0.95), *base]))
     assert "no codec row" in high
+    # the real speaker's target: no PESQ floor, above Codec2 3200 alone (Opus beside it)
+    real = _report([("codec-3k", "codec", 3.0, 1.8, 0.88), *base])
+    assert verdict(real, None, ("codec2-3200",)).startswith("verdict: target met.")
+    assert "below" not in verdict(real, None, ("codec2-3200",))
+    worse = _report([("codec-3k", "codec", 3.0, 1.8, 0.85), *base])  # STOI below Codec2's
+    assert "not above codec2-3200" in verdict(worse, None, ("codec2-3200",))
 
 
 def test_bottleneck_names_the_lower_hybrid():
@@ -192,3 +201,16 @@ def test_a_recipe_can_carry_its_own_changes():
     assert changed.train.g_optim.lr == plain.train.g_optim.lr
     with pytest.raises(CodecError, match="key=value"):
         parse_recipe("tiny+loudness")
+
+
+def test_a_study_of_architectures_keeps_each_model():
+    """`--size tiny` gives every recipe tiny's model (a decoder preset would silently train a
+    SEANet decoder): the study says so; `--size own` keeps each preset's own model."""
+    from telugu_codec.compare import OWN_SIZE, replaced_model, study_config
+
+    swapped = study_config("tiny-sf", "tiny", [])
+    assert swapped.model.decoder.kind == "seanet" and not swapped.model.pitch.enabled
+    assert replaced_model("tiny-sf", "tiny") and not replaced_model("tiny", "tiny")
+    own = study_config("tiny-sf+model.pitch.zero=true", OWN_SIZE, [])
+    assert own.model.decoder.kind == "source_filter" and own.model.pitch.zero
+    assert own.train.val_pesq and not replaced_model("tiny-sf", OWN_SIZE)

@@ -48,26 +48,45 @@ def parse_recipe(spec: str) -> tuple[str, list[str]]:
     return preset, changes
 
 
+OWN_SIZE = "own"  # --size own: every recipe keeps its own model
+
+
+def replaced_model(spec: str, size: str) -> bool:
+    """Whether `size` replaces a model that recipe `spec` defines differently (a study of
+    recipes then compares `size`'s architecture under each recipe, not the recipes' own)."""
+    if size == OWN_SIZE:
+        return False
+    preset, changes = parse_recipe(spec)
+    own = to_dict(load_config(preset, changes).model)
+    base = to_dict(load_config(size).model)
+    own.pop("tanh_output", None)
+    base.pop("tanh_output", None)
+    return own != base
+
+
 def study_config(preset: str, size: str, overrides: list[str]) -> Config:
     """`preset`'s recipe (losses, discriminators, optimiser) on `size`'s model and batch.
 
     Only the recipe differs between presets: model architecture (hence the initial weights,
     seeded identically), data crops and batch come from `size`. A preset's `tanh_output`
     (a parameter-free switch) is kept because it is part of the recipe our user ran.
+    `size` OWN_SIZE ("own") keeps each preset's own model, data and discriminators: a study of
+    architectures (e.g. decoders) rather than of recipes.
     `preset` may carry its own changes (`parse_recipe`); `overrides` apply to every recipe.
     """
     spec = preset
     preset, changes = parse_recipe(spec)
     recipe = load_config(preset, changes)
-    base = load_config(size)
     data = dict(to_dict(recipe))
-    model = to_dict(base.model)
-    model["tanh_output"] = recipe.model.tanh_output
-    data["model"] = model
-    data["data"] = to_dict(base.data)
-    d = data["discriminator"]
-    for kind in ("msd", "mpd", "stftd", "mrd"):  # discriminator widths of the size preset
-        d[kind] = to_dict(getattr(base.discriminator, kind))
+    if size != OWN_SIZE:
+        base = load_config(size)
+        model = to_dict(base.model)
+        model["tanh_output"] = recipe.model.tanh_output
+        data["model"] = model
+        data["data"] = to_dict(base.data)
+        d = data["discriminator"]
+        for kind in ("msd", "mpd", "stftd", "mrd"):  # discriminator widths of the size preset
+            d[kind] = to_dict(getattr(base.discriminator, kind))
     data["train"]["val_pesq"] = True
     data["train"]["guard"]["action"] = "warn"  # observe the failure, do not repair it
     data["name"] = spec
@@ -112,6 +131,11 @@ def run_study(
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     for spec in presets:  # every recipe checked before anything trains
         study_config(spec, size, list(overrides or []))
+        if replaced_model(spec, size):
+            log(
+                f"note: {spec} trains {size}'s model, not its own (only its recipe is compared; "
+                "--size own keeps each preset's model)"
+            )
     pending, running, done = list(presets), [], []
     while pending or running:
         while pending and len(running) < jobs:

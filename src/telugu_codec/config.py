@@ -115,6 +115,12 @@ class SourceFilterConfig:
     harmonic_level: float = 0.9
     noise_level: float = 0.3
     free_level: float = 0.1  # the free (Vocos) branch: 10 % at the start
+    # bins: the harmonic and noise filters are free per-bin log-magnitudes (and, harmonic, a
+    # per-bin phase); cepstrum: each is a smooth envelope from `n_cepstrum` real cepstral
+    # coefficients, the harmonic one with its minimum phase (a vocal tract's), plus a per-bin
+    # phase residual that starts at zero
+    envelope: str = "bins"  # bins | cepstrum
+    n_cepstrum: int = 40
 
 
 @dataclass

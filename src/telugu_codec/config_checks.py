@@ -109,7 +109,13 @@ RULES: dict[str, dict[str, Rule]] = {
         "istft": ANY,
         "source_filter": ANY,
     },
-    "SourceFilterConfig": {"harmonic_level": POS, "noise_level": POS, "free_level": POS},
+    "SourceFilterConfig": {
+        "harmonic_level": POS,
+        "noise_level": POS,
+        "free_level": POS,
+        "envelope": choice("bins", "cepstrum"),
+        "n_cepstrum": _rule(lambda v: isinstance(v, int) and 2 <= v <= 512, "must be 2..512"),
+    },
     "PitchConfig": {
         "enabled": BOOL,
         "fmin": _rule(lambda v: _finite(v) and 20 <= v <= 1000, "must be in [20, 1000] Hz"),

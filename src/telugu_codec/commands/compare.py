@@ -21,7 +21,11 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-data", help="validation audio (default: held-out split of --data)")
     p.add_argument("--out", required=True, help="folder for the runs, table and plot")
     p.add_argument("--minutes", type=float, required=True, help="training budget per recipe")
-    p.add_argument("--size", default="tiny", help="preset whose model size and batch all use")
+    p.add_argument(
+        "--size",
+        default="tiny",
+        help="preset whose model size and batch all use; 'own': each preset keeps its own model",
+    )
     p.add_argument("--val-every", type=int, help="validation interval in steps")
     p.add_argument("--max-steps", type=int, help="also stop each recipe after this many steps")
     p.add_argument("--jobs", type=int, default=1, help="recipes trained at the same time")

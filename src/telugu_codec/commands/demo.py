@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from ..demo import DEFAULT_DATA, run_demo
+from ..demo import DEMO_PRESET, run_demo
 from . import command
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="demo folder (default runs/demo)")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="corpus with train/ and val/")
+    p.add_argument(
+        "--data",
+        help="corpus with train/ and val/ (default: the two-voice Telugu corpus in "
+        "data/te-2voice, made on the first run; the bundled espeak corpus is data/demo-te)",
+    )
     p.add_argument(
         "--minutes",
         type=float,
         help="optional cap on the whole demo; training stops early if it runs out (default: "
         "train to the step budget)",
     )
-    p.add_argument("--config", default="tiny-istft", help="preset to train (default tiny-istft)")
+    p.add_argument("--config", default=DEMO_PRESET, help=f"preset to train (default {DEMO_PRESET})")
     p.add_argument(
         "--max-steps", type=int, help="step budget (default: the preset's train.max_steps)"
     )

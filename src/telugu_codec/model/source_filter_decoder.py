@@ -71,20 +71,39 @@ class SourceFilterDecoder(nn.Module):
             nn.ConvTranspose1d(c.dim, c.dim, 2 * c.upsample, c.upsample) if c.upsample > 1 else None
         )
         self.backbone = ConvNeXtStack(c.dim, c.intermediate_dim, c.kernel_size, c.layers)
-        # per bin: harmonic log-magnitude + phase, noise log-magnitude, free log-magnitude + phase
-        self.proj = nn.Linear(c.dim, 5 * self.bins)
+        self.envelope = sf.envelope
+        self.n_cep = sf.n_cepstrum if sf.envelope == "cepstrum" else 0
+        if self.n_cep > self.bins:
+            raise ConfigError(
+                f"model.decoder.source_filter.n_cepstrum ({self.n_cep}) must not exceed the "
+                f"STFT's {self.bins} bins"
+            )
+        # bins: harmonic log-magnitude + phase, noise log-magnitude (per bin);
+        # cepstrum: harmonic cepstrum + phase residual (per bin), noise cepstrum;
+        # then the free branch's log-magnitude + phase (per bin)
+        b, nc = self.bins, self.n_cep
+        self.sizes = (b, b, b, b, b) if not nc else (nc, b, nc, b, b)
+        self.proj = nn.Linear(c.dim, sum(self.sizes))
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
         self.noise = NoiseTable()
         with torch.no_grad():
-            b, rms = self.bins, cfg.target_rms
+            rms = cfg.target_rms
             # STFT -> scale every bin by m -> iSTFT scales a signal by m, and both sources have
-            # unit RMS: a log-magnitude bias of log(level * rms) starts each at that level
+            # unit RMS: a log-magnitude bias (or c0, the cepstrum's mean log-magnitude) of
+            # log(level * rms) starts each at that level
+            starts = [sum(self.sizes[:i]) for i in range(5)]
             self.proj.bias.zero_()
-            self.proj.bias[:b].fill_(math.log(sf.harmonic_level * rms))
-            self.proj.bias[2 * b : 3 * b].fill_(math.log(sf.noise_level * rms))
+            self.proj.bias[starts[0] : starts[0] + (1 if nc else b)].fill_(
+                math.log(sf.harmonic_level * rms)
+            )
+            self.proj.bias[starts[2] : starts[2] + (1 if nc else b)].fill_(
+                math.log(sf.noise_level * rms)
+            )
             # the free branch has random phases: Vocos' window algebra (model/istft_decoder.py)
             free = sf.free_level * rms * self.n_fft / math.sqrt(8 * hop / 3)
-            self.proj.bias[3 * b : 4 * b].fill_(math.log(free))
+            self.proj.bias[starts[3] : starts[3] + b].fill_(math.log(free))
+            if nc:  # the phase residual starts at zero: the pulses' coherent phase passes
+                self.proj.weight[starts[1] : starts[1] + b].zero_()
         self.tanh = cfg.tanh_output
         self.output_gain = cfg.output_gain
 
@@ -119,6 +138,13 @@ class SourceFilterDecoder(nn.Module):
             noise_offset = torch.zeros(f0.shape[0], dtype=torch.long, device=f0.device)
         noise = self.noise(noise_offset + start, length)
         return pulses, noise, end
+
+    def _cepstrum_to_log_spectrum(self, c: torch.Tensor) -> torch.Tensor:
+        """(B, n_cep, N) real cepstrum -> (B, bins, N) complex log-spectrum of the minimum-phase
+        filter: real part log|H| = c0 + 2 sum c_n cos(w n), imaginary part its minimum phase
+        -2 sum c_n sin(w n) (Oppenheim & Schafer, the folded cepstrum)."""
+        folded = torch.cat([c[:, :1], 2 * c[:, 1:]], dim=1)
+        return torch.fft.rfft(folded, n=self.n_fft, dim=1)
 
     def _stft(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -178,9 +204,13 @@ class SourceFilterDecoder(nn.Module):
         self, h: torch.Tensor, pulses: torch.Tensor, noise: torch.Tensor, length: int
     ) -> torch.Tensor:
         """(B, C, N) features + (B, length) sources -> (B, 1, length) audio."""
-        out = self.proj(h.transpose(1, 2)).transpose(1, 2).float()  # (B, 5 bins, N)
-        hm, hp, nm, fm, fp = out.split(self.bins, dim=1)
+        out = self.proj(h.transpose(1, 2)).transpose(1, 2).float()  # (B, sum(sizes), N)
+        hm, hp, nm, fm, fp = out.split(self.sizes, dim=1)
         m = self.max_log_magnitude
+        if self.n_cep:
+            log_h = self._cepstrum_to_log_spectrum(hm)  # complex: log-magnitude + min. phase
+            hm, hp = log_h.real, log_h.imag + hp
+            nm = self._cepstrum_to_log_spectrum(nm).real
         harm = torch.exp(hm.clamp(max=m)) * torch.exp(1j * hp) * self._stft(pulses)
         nz = torch.exp(nm.clamp(max=m)) * self._stft(noise)
         free = torch.exp(fm.clamp(max=m)) * torch.exp(1j * fp)
