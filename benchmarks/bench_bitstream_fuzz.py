@@ -1,10 +1,11 @@
 """Fuzz `.tcc` files in and out of process and count what happens.
 
-In process, 10,000+ damaged v2 files (and as many v1 files, the old format, for comparison):
-every truncation length of some files, random bit flips anywhere, every header field and the
-first / final packets' fields set to edge values, inserted and deleted bytes, garbage after a
-valid prefix. Through the CLI (`decode` in process via `cli.main`, plus some as subprocesses):
-damaged files of a real encoding, decoded with the tiny model that wrote them.
+In process, 10,000+ damaged v3 files, half of them with a pitch channel (and as many v1 files,
+the old format, for comparison): every truncation length of some files, random bit flips
+anywhere, every header field and the first / final packets' fields set to edge values, inserted
+and deleted bytes, garbage after a valid prefix. Through the CLI (`decode` in process via
+`cli.main`, plus some as subprocesses): damaged files of a real encoding, decoded with the tiny
+model that wrote them: a causal streaming model, then a source-filter model with a pitch channel.
 
 Outcomes: `error` (a one-line BitstreamError / CodecError), `exact` (decodes to the original),
 `prefix` (a cut stream: an exact prefix of the original's packets, with a warning),
@@ -15,6 +16,8 @@ than the original).
 
     .venv/bin/python benchmarks/bench_bitstream_fuzz.py                 # ~2-4 minutes
     .venv/bin/python benchmarks/bench_bitstream_fuzz.py --cases 20000 --cli 500 --subprocess 50
+    .venv/bin/python benchmarks/bench_bitstream_fuzz.py --cases 200 --cli 10 --cli-pitch 10 \
+        --subprocess 1                                                  # a smoke run, ~1 minute
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def random_enc(rng: np.random.Generator) -> EncodedAudio:
         normalization=norm,
         block_frames=block,
         block_gains=rng.integers(-80, 81, -(-frames // block)) if block else None,
+        pitch=rng.integers(0, 256, frames) if rng.random() < 0.5 else None,
     )
 
 
@@ -71,14 +75,14 @@ def mutations(data: bytes, rng: np.random.Generator, version: int):
         for _ in range(int(rng.integers(1, 9))):
             bad[int(rng.integers(0, n))] ^= 1 << int(rng.integers(0, 8))
         yield "bitflip", bytes(bad)
-    fields = range(4, 16) if version == 2 else range(4, min(n, 200))
+    fields = range(4, 16) if version >= 2 else range(4, min(n, 200))
     for _ in range(4):
         bad = bytearray(data)
         i = int(rng.choice(list(fields)))
         bad[i] = int(rng.choice(EDGES)) if rng.random() < 0.7 else int(rng.integers(0, 256))
         yield "header", bytes(bad)
-    if version == 2:
-        for off in (16, 17, 18):  # the first packet's frame count, flags, first gain / code
+    if version >= 2:
+        for off in (16, 17, 18):  # the first packet's frame count, flags, first gain/pitch/code
             bad = bytearray(data)
             bad[off] = int(rng.choice(EDGES))
             yield "packet", bytes(bad)
@@ -108,6 +112,9 @@ def same(a: EncodedAudio, b: EncodedAudio) -> bool:
     ok = ok and a.normalization == b.normalization and abs(a.gain - b.gain) <= 1e-9 * a.gain
     if a.normalization == "block":
         ok = ok and np.array_equal(a.block_gains, b.block_gains)
+    if a.pitch is not None or b.pitch is not None:
+        ok = ok and a.pitch is not None and b.pitch is not None
+        ok = ok and np.array_equal(a.pitch, b.pitch)
     return ok
 
 
@@ -128,6 +135,10 @@ def classify(data: bytes, enc: EncodedAudio, original: bytes) -> str:
         return "exact" if same(enc, back) else "different"
     warned = any(issubclass(w.category, TruncatedWarning) for w in caught)
     prefix = np.array_equal(back.codes, enc.codes[:, : back.frames])
+    if enc.pitch is None or back.pitch is None:
+        prefix = prefix and enc.pitch is None and back.pitch is None
+    else:
+        prefix = prefix and np.array_equal(back.pitch, enc.pitch[: back.frames])
     return "prefix" if warned and prefix else "different"
 
 
@@ -138,10 +149,10 @@ def fuzz_files(cases: int, version: int, seed: int) -> collections.Counter:
     exhaustive = 0
     while done < cases:
         enc = random_enc(rng)
-        if version == 1:
+        if version == 1:  # v1 has no gain blocks and no pitch channel
             enc.normalization, enc.block_gains, enc.block_frames = "clip", None, 0
-            enc.gain = abs(enc.gain) or 1.0
-        data = to_bytes(enc, int(rng.integers(1, 60))) if version == 2 else to_bytes_v1(enc)
+            enc.gain, enc.pitch = abs(enc.gain) or 1.0, None
+        data = to_bytes(enc, int(rng.integers(1, 60))) if version == 3 else to_bytes_v1(enc)
         if exhaustive < 3 and len(data) < 600:  # every truncation length of a few files
             exhaustive += 1
             for cut in range(len(data)):
@@ -168,22 +179,25 @@ def table(counts: collections.Counter, title: str) -> str:
     return "\n".join(lines)
 
 
-def fuzz_cli(n: int, n_sub: int, seed: int) -> collections.Counter:
-    """Damaged files of a real encoding through `telugu-codec decode`."""
+def fuzz_cli(n: int, n_sub: int, seed: int, pitch: bool = False) -> collections.Counter:
+    """Damaged files of a real encoding through `telugu-codec decode`: of a causal streaming
+    model, or (`pitch`) of a source-filter model whose packets carry a pitch channel."""
     import soundfile as sf
 
     from telugu_codec.cli import main
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from conftest import TINY_OVERRIDES, speechlike
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from tests.conftest import TINY_OVERRIDES, speechlike
+    from tests.test_source_filter import SF
 
     rng = np.random.default_rng(seed)
     counts: collections.Counter = collections.Counter()
     tmp = Path(tempfile.mkdtemp(prefix="tcc-fuzz-"))
-    stream = ["model.causal=true", "model.normalization=block", "model.norm_block_frames=5"]
+    model = SF if pitch else ["model.causal=true", "model.normalization=block"]
+    model = model + ["model.norm_block_frames=5"]
     sink = io.StringIO()
     with redirect_stdout(sink), redirect_stderr(sink):
-        assert main(["init", "--out", str(tmp / "ck"), *TINY_OVERRIDES, *stream]) == 0
+        assert main(["init", "--out", str(tmp / "ck"), *TINY_OVERRIDES, *model]) == 0
         sf.write(tmp / "in.wav", speechlike(2.3), 16000)
         assert (
             main(
@@ -213,6 +227,13 @@ def fuzz_cli(n: int, n_sub: int, seed: int) -> collections.Counter:
         )
     data = (tmp / "a.tcc").read_bytes()
     ref, _ = sf.read(tmp / "ref.wav", dtype="float32")
+    margin = 0  # a cut stream of a non-causal model differs where its right context is missing
+    if pitch:
+        from telugu_codec.model.codec import Codec
+        from telugu_codec.model.streaming import receptive_field
+
+        codec = Codec.load(tmp / "ck")
+        margin = receptive_field(codec)["decoder_right"] * codec.hop_length
     bads = [_one(data, rng) for _ in range(n)]
     for i, (kind, bad) in enumerate(bads):
         if bad == data:
@@ -229,7 +250,7 @@ def fuzz_cli(n: int, n_sub: int, seed: int) -> collections.Counter:
             counts[(kind, "traceback")] += 1
             continue
         err = [ln for ln in sink.getvalue().splitlines() if ln.startswith("error:")]
-        counts[(kind, _cli_outcome(code, err, out, ref, sink.getvalue()))] += 1
+        counts[(kind, _cli_outcome(code, err, out, ref, sink.getvalue(), margin))] += 1
         out.unlink(missing_ok=True)
     for i, (_kind, bad) in enumerate(bads[:n_sub]):
         if bad == data:
@@ -256,17 +277,22 @@ def fuzz_cli(n: int, n_sub: int, seed: int) -> collections.Counter:
             counts[("subprocess", "traceback")] += 1
             continue
         err = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-        counts[("subprocess", _cli_outcome(proc.returncode, err, out, ref, proc.stderr))] += 1
+        result = _cli_outcome(proc.returncode, err, out, ref, proc.stderr, margin)
+        counts[("subprocess", result)] += 1
     return counts
 
 
 def _one(data: bytes, rng: np.random.Generator) -> tuple[str, bytes]:
     """One random mutation of `data`."""
-    muts = list(mutations(data, rng, 2))
+    muts = list(mutations(data, rng, 3))
     return muts[int(rng.integers(0, len(muts)))]
 
 
-def _cli_outcome(code: int, err: list[str], out: Path, ref: np.ndarray, text: str) -> str:
+def _cli_outcome(
+    code: int, err: list[str], out: Path, ref: np.ndarray, text: str, margin: int = 0
+) -> str:
+    """`margin`: samples before a cut stream's end that may differ (a non-causal decoder's
+    right context, which the cut removed)."""
     import soundfile as sf
 
     if code == 2:
@@ -281,7 +307,8 @@ def _cli_outcome(code: int, err: list[str], out: Path, ref: np.ndarray, text: st
         return "long"
     if len(y) == len(ref):
         return "exact" if np.abs(y - ref).max() < 1e-5 else "different"
-    ok = "warning:" in text and np.abs(y - ref[: len(y)]).max() < 1e-5
+    keep = max(0, len(y) - margin)
+    ok = "warning:" in text and np.abs(y[:keep] - ref[:keep]).max(initial=0) < 1e-5
     return "prefix" if ok else "different"
 
 
@@ -289,20 +316,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=10000, help="in-process cases per version")
     ap.add_argument("--cli", type=int, default=300, help="damaged files through cli.main")
+    ap.add_argument(
+        "--cli-pitch", type=int, default=100, help="damaged pitch-model files through cli.main"
+    )
     ap.add_argument("--subprocess", type=int, default=30, help="of those, also as processes")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"load average before: {os.getloadavg()}")
-    for version in (2, 1):
+    for version in (3, 1):
         t = time.perf_counter()
         counts = fuzz_files(args.cases, version, args.seed)
         dt = time.perf_counter() - t
         print(table(counts, f"\n### v{version} files in process ({dt:.1f} s)"))
-    t = time.perf_counter()
-    counts = fuzz_cli(args.cli, args.subprocess, args.seed)
-    dt = time.perf_counter() - t
-    print(table(counts, f"\n### v2 files through `telugu-codec decode` ({dt:.1f} s)"))
+    for pitch, n in ((False, args.cli), (True, args.cli_pitch)):
+        t = time.perf_counter()
+        counts = fuzz_cli(n, args.subprocess, args.seed, pitch)
+        dt = time.perf_counter() - t
+        what = "a pitch model's v3 files" if pitch else "v3 files"
+        print(table(counts, f"\n### {what} through `telugu-codec decode` ({dt:.1f} s)"))
     print(f"\nload average after: {os.getloadavg()}")
 
 

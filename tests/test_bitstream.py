@@ -106,8 +106,8 @@ def test_header_is_16_bytes_with_the_documented_fields():
     enc = make_enc(normalization="block", block_frames=25)
     data = to_bytes(enc)
     magic, version, flags, n_q, param, hop, k1, h = struct.unpack(">4sBBBBHH4s", data[:16])
-    assert (magic, version, n_q, param, hop, k1) == (MAGIC, 2, 12, 25, 320, 1023)
-    assert flags == 3 | 2 << 4  # 16 kHz is SAMPLE_RATES[3]; block normalisation is 2
+    assert (magic, version, n_q, param, hop, k1) == (MAGIC, 3, 12, 25, 320, 1023)
+    assert flags == 3 | 2 << 4  # 16 kHz is SAMPLE_RATES[3]; block normalisation is 2; no pitch
     assert h == bytes.fromhex("01234567")
     assert data[16] == 50 and data[17] == 0  # the first packet: 50 frames, not final
 

@@ -1,4 +1,6 @@
-"""Fuzzing v2 `.tcc` streams: every damaged file is a one-line BitstreamError or decodes exactly.
+"""Fuzzing v3 `.tcc` streams: every damaged file is a one-line BitstreamError or decodes exactly.
+
+Half the streams carry a pitch channel (one byte per frame, bitstream.py).
 
 Allowed outcomes for a damaged stream: a `BitstreamError` with a one-line message; the exact
 original (a change the format does not read, e.g. none); or, for a stream that ends early, an
@@ -40,6 +42,7 @@ def streams(draw) -> tuple[EncodedAudio, bytes]:
     norm = draw(st.sampled_from(["none", "clip", "block"]))
     block = draw(st.integers(1, 30)) if norm == "block" else 0
     seed = draw(st.integers(0, 2**16))
+    pitch = draw(st.booleans())
     rng = np.random.default_rng(seed)
     enc = EncodedAudio(
         codes=rng.integers(0, k, (n_q, frames)),
@@ -52,6 +55,7 @@ def streams(draw) -> tuple[EncodedAudio, bytes]:
         normalization=norm,
         block_frames=block,
         block_gains=rng.integers(-128, 128, -(-frames // block)) if block else None,
+        pitch=rng.integers(0, 256, frames) if pitch else None,
     )
     return enc, to_bytes(enc, packet_frames=draw(st.integers(1, 40)))
 
@@ -67,6 +71,7 @@ def outcome(data: bytes, enc: EncodedAudio) -> str:
             return "error"
     # never more codes than the file has bits: no allocation beyond the input's size
     assert back.n_q * back.frames * back.bits_per_code <= 8 * len(data)
+    assert (back.pitch is None) == (enc.pitch is None)  # the flag is under the CRC
     assert back.length <= back.frames * back.hop_length
     assert np.isfinite(back.gain) and back.gain > 0
     if back.complete:
@@ -82,11 +87,15 @@ def outcome(data: bytes, enc: EncodedAudio) -> str:
         assert abs(back.gain - enc.gain) <= 1e-9 * enc.gain
         if enc.normalization == "block":
             assert np.array_equal(back.block_gains, enc.block_gains)
+        if enc.pitch is not None:
+            assert np.array_equal(back.pitch, enc.pitch)
         return "exact"
     assert any(issubclass(w.category, TruncatedWarning) for w in caught)
     assert np.array_equal(back.codes, enc.codes[:, : back.frames])
     if enc.normalization == "block":
         assert np.array_equal(back.block_gains, enc.block_gains[: len(back.block_gains)])
+    if enc.pitch is not None:
+        assert np.array_equal(back.pitch, enc.pitch[: back.frames])
     return "prefix"
 
 
@@ -177,15 +186,16 @@ def _final_packet_offset(data: bytes, enc: EncodedAudio) -> int:
         if packet.final:
             return pos
         n = packet.codes.shape[1]
-        pos += 2 + header.gains_in(frames, n) + payload_size(header.n_q, n, header.bits) + 4
+        pitch = n if header.pitch else 0
+        pos += 2 + header.gains_in(frames, n) + pitch + payload_size(header.n_q, n, header.bits) + 4
         frames += n
     raise AssertionError("no final packet")
 
 
 @settings(FUZZ, max_examples=400)
-@given(st.binary(min_size=0, max_size=300))
-def test_random_bytes_after_a_valid_prefix(tail):
-    data = b"TCC\x1a\x02" + tail
+@given(st.sampled_from([2, 3]), st.binary(min_size=0, max_size=300))
+def test_random_bytes_after_a_valid_prefix(version, tail):
+    data = b"TCC\x1a" + bytes([version]) + tail
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncatedWarning)
         try:
@@ -193,4 +203,5 @@ def test_random_bytes_after_a_valid_prefix(tail):
         except BitstreamError as e:
             assert "\n" not in str(e)
             return
-    assert back.n_q * back.frames * back.bits_per_code <= 8 * len(data)
+    pitch_bits = 8 * back.frames if back.pitch is not None else 0
+    assert back.n_q * back.frames * back.bits_per_code + pitch_bits <= 8 * len(data)

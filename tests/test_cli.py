@@ -404,3 +404,81 @@ def test_a_wav_cut_short_is_encoded_with_a_warning(tmp_path, ckpt, capsys):
     assert main(["encode", str(tmp_path / "cut.wav"), str(tmp_path / "b.tcc"), *argv]) == 0
     err = capsys.readouterr().err
     assert "cut short" in err and "1.00 s" in err and "0.50 s" in err
+
+
+# ------------------------------------------------------------------------------------ pitch
+@pytest.fixture(scope="module")
+def pitch_ckpt(tmp_path_factory):
+    from .test_source_filter import SF
+
+    d = tmp_path_factory.mktemp("pckpt")
+    assert main(["init", "--out", str(d / "c"), *TINY_OVERRIDES, *SF]) == 0
+    return d / "c"
+
+
+def test_pitch_model_through_the_cli_equals_the_codec(tmp_path, pitch_ckpt):
+    """encode -> .tcc (v3, pitch channel) -> decode: the same codes, pitch and audio as
+    `Codec.decode(Codec.encode(x))`, whole or in 20 ms pushes, and --pitch-shift reaches it."""
+    from telugu_codec.bitstream import read_tcc
+    from telugu_codec.model.codec import Codec
+
+    sf.write(tmp_path / "in.wav", speechlike(1.3), 16000, subtype="PCM_16")
+    x, _ = sf.read(tmp_path / "in.wav", dtype="float32")
+    codec = Codec.load(pitch_ckpt)
+    enc = codec.encode(x, 16000)
+    ck = ["--checkpoint", str(pitch_ckpt)]
+    wav, tcc = str(tmp_path / "in.wav"), str(tmp_path / "a.tcc")
+    assert main(["encode", wav, tcc, *ck]) == 0
+    assert main(["encode", wav, str(tmp_path / "b.tcc"), *ck, "--chunk-ms", "20"]) == 0
+    for name in ("a.tcc", "b.tcc"):
+        back = read_tcc(tmp_path / name)
+        assert np.array_equal(back.codes, enc.codes) and np.array_equal(back.pitch, enc.pitch)
+        assert back.length == len(x) and back.nominal_bitrate == codec.bitrate(codec.max_n_q)
+
+    def decoded(name: str, *extra: str) -> np.ndarray:
+        assert main(["decode", tcc, str(tmp_path / name), *ck, *extra]) == 0
+        return sf.read(tmp_path / name, dtype="float32")[0]
+
+    ref = np.clip(codec.decode(enc).numpy(), -1, 1)
+    for y in (decoded("file.wav"), decoded("chunked.wav", "--chunk-ms", "20")):
+        assert y.shape == ref.shape and np.abs(y - ref).max() < 1e-4
+    up = np.clip(codec.decode(enc, pitch_shift=12).numpy(), -1, 1)
+    for y in (
+        decoded("up.wav", "--pitch-shift", "12"),
+        decoded("up20.wav", "--pitch-shift", "12", "--chunk-ms", "20"),
+    ):
+        assert y.shape == up.shape and np.abs(y - up).max() < 1e-4
+        assert np.abs(y - ref).max() > 100 * np.abs(y - up).max() + 1e-3  # the shift acted
+
+
+def test_pitch_mismatches_and_bad_shifts_are_one_line_errors(tmp_path, ckpt, pitch_ckpt, capsys):
+    from telugu_codec.bitstream_v1 import to_bytes_v1
+    from telugu_codec.model.codec import Codec
+
+    sf.write(tmp_path / "in.wav", speechlike(0.5), 16000)
+    wav = str(tmp_path / "in.wav")
+    assert main(["encode", wav, str(tmp_path / "p.tcc"), "--checkpoint", str(pitch_ckpt)]) == 0
+    assert main(["encode", wav, str(tmp_path / "n.tcc"), "--checkpoint", str(ckpt)]) == 0
+    enc = Codec.load(ckpt).encode(speechlike(0.5), 16000)
+    (tmp_path / "n1.tcc").write_bytes(to_bytes_v1(enc))
+    capsys.readouterr()
+    other = "--ignore-model-mismatch"
+    cases = [
+        ("p.tcc", ckpt, [], "encoded by model"),
+        ("p.tcc", ckpt, [other], "carries a pitch channel, the model has none"),
+        ("n.tcc", pitch_ckpt, [other], "has no pitch channel, the model needs one"),
+        ("n1.tcc", pitch_ckpt, [other], "needs a pitch channel"),
+        ("p.tcc", pitch_ckpt, ["--pitch-shift", "nan"], "finite number of semitones"),
+        ("p.tcc", pitch_ckpt, ["--pitch-shift", "24.5"], "beyond +-24"),
+        ("n.tcc", ckpt, ["--pitch-shift", "3"], "needs a model with a pitch channel"),
+    ]
+    for src, model, extra, match in cases:
+        out = tmp_path / "o.wav"
+        argv = ["decode", str(tmp_path / src), str(out), "--checkpoint", str(model), *extra]
+        assert main(argv) == 2, (src, extra)
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        if other in extra:  # the mismatch notice, then the error
+            assert len(err) == 2 and err[0].startswith("note:") and "encoded by model" in err[0]
+            err = err[1:]
+        assert len(err) == 1 and err[0].startswith("error:") and match in err[0], err
+        assert not out.exists()

@@ -220,3 +220,15 @@ def test_lower_bitrates_reuse_the_code_prefix_exactly(tiny_checkpoint):
     direct = codec.decode(from_bytes(to_bytes(codec.encode(x, SR, n_q=1)))).numpy()
     high.run(x, SR)  # encodes at n_q = 4 and caches
     np.testing.assert_array_equal(low.run(x, SR).audio, direct)
+
+
+def test_pitch_model_rows_carry_and_count_the_pitch_channel():
+    from telugu_codec.evaluation.systems import codec_systems
+    from tests.test_source_filter import sf_codec
+
+    codec = sf_codec()
+    x = speechlike(1.0, SR, seed=5)
+    (row,) = codec_systems(codec, [1.0])  # 2 codebooks of 6 bits at 50 Hz + 8 bits of pitch
+    out = row.run(x, SR)
+    np.testing.assert_allclose(out.audio, codec.decode(codec.encode(x, SR, n_q=2)), atol=1e-6)
+    assert row.nominal_kbps == 1.0 and out.bitrate_bps == pytest.approx(1000)

@@ -1,12 +1,13 @@
-"""The `.tcc` container, version 2: a 16-byte binary header, then packets, each with a CRC.
+"""The `.tcc` container, version 3: a 16-byte binary header, then packets, each with a CRC.
 
 Layout (integers big-endian)::
 
     header, 16 bytes
       0   4  magic b"TCC\\x1a"
-      4   1  version = 2
+      4   1  version = 3 (2 still reads: the same layout, without the pitch channel)
       5   1  flags: bits 0-3 sample-rate index into SAMPLE_RATES, bits 4-5 normalisation
-               (0 none, 1 clip, 2 block), bits 6-7 zero
+               (0 none, 1 clip, 2 block), bit 6 pitch channel present (zero in version 2),
+               bit 7 zero
       6   1  n_q, codebooks per frame (>= 1)
       7   1  normalisation parameter: clip -> the gain code (int8, 0.5 dB steps); block -> frames
                per gain block (1..255); none -> 0
@@ -20,6 +21,8 @@ Layout (integers big-endian)::
       2   final packets only: trim, samples of the last frame past the end of the signal
       G   block normalisation only: one gain code (int8, 0.5 dB steps) per gain block that
           starts in this packet's frames
+      F   pitch channel only: one pitch code (uint8: 0 unvoiced, 1..255 log-F0, pitch.py) per
+          frame, n_frames bytes
       P   codes, frame by frame (all n_q codes of a frame, then the next), bits bits each,
           MSB first, zero-padded to a whole byte: ceil(n_frames * n_q * bits / 8) bytes
       4   CRC-32 of every byte of the file before it except the earlier packets' CRCs
@@ -30,7 +33,8 @@ them as they arrive and checks each CRC, so a header edit, a changed packet, a d
 reordered packet is an error. A file cut mid-write decodes up to its last complete packet, with
 a `TruncatedWarning`. The signal length is frames x hop - trim of the final packet: it cannot
 claim more audio than it carries codes for. Every field is range-checked; all errors are a
-one-line `BitstreamError`. Version-1 files (JSON header) still read (bitstream_v1.py).
+one-line `BitstreamError`. Version-2 files (bit 6 zero: no pitch) read as they are; version-1
+files (JSON header) still read (bitstream_v1.py).
 
 Over 600 lines on purpose: the byte layout above, the writer and the reader (with every field's
 validation) are one format, kept in one file so a change to the layout is made, and reviewed,
@@ -54,7 +58,9 @@ import numpy as np
 from .errors import BitstreamError
 
 MAGIC = b"TCC\x1a"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+PITCH_FLAG = 0x40  # header flags bit 6: the packets carry a pitch byte per frame (v3 on)
+PITCH_BITS = 8  # the pitch channel's width in the file: one byte per frame (pitch.py's code)
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 NORMALIZATIONS = ("none", "clip", "block")  # index = the 2-bit field
 GAIN_STEP_DB = 0.5  # model/loudness.py: the same step
@@ -82,12 +88,14 @@ class EncodedAudio:
         frame_rate: frames per second (sample_rate / hop_length).
         codebook_size: K.
         gain: the `clip` normalisation gain (1.0 for the other kinds), undone after decoding.
-        model_hash: hash of the checkpoint that produced the codes (v2 files carry its first
-            8 hex digits; `hash_matches` compares either form).
+        model_hash: hash of the checkpoint that produced the codes (v2 / v3 files carry its
+            first 8 hex digits; `hash_matches` compares either form).
         normalization: "clip", "block" or "none" (model/loudness.py).
         block_frames: frames per gain block (`block` only).
         block_gains: (ceil(frames / block_frames),) int gain codes, 0.5 dB steps (`block`).
         complete: False for a cut stream decoded up to its last complete packet.
+        pitch: (frames,) int pitch codes 0..255 (0 unvoiced, pitch.py) of a model with a
+            pitch channel; None without one.
     """
 
     codes: np.ndarray
@@ -101,6 +109,7 @@ class EncodedAudio:
     block_frames: int = 0
     block_gains: np.ndarray | None = None
     complete: bool = True
+    pitch: np.ndarray | None = None
 
     @property
     def n_q(self) -> int:
@@ -120,8 +129,9 @@ class EncodedAudio:
 
     @property
     def nominal_bitrate(self) -> float:
-        """frame_rate * n_q * log2(K) in bits/s."""
-        return self.frame_rate * self.n_q * self.bits_per_code
+        """frame_rate * (n_q * log2(K) + 8 with a pitch channel) in bits/s."""
+        side = PITCH_BITS if self.pitch is not None else 0
+        return self.frame_rate * (self.n_q * self.bits_per_code + side)
 
 
 def code_from_gain(gain: float) -> int:
@@ -167,7 +177,7 @@ def payload_size(n_q: int, frames: int, bits: int) -> int:
 # ------------------------------------------------------------------------------------ header
 @dataclass(frozen=True)
 class StreamHeader:
-    """The fixed fields of a v2 stream.
+    """The fixed fields of a v3 stream.
 
     Attributes:
         sample_rate: one of SAMPLE_RATES.
@@ -178,6 +188,7 @@ class StreamHeader:
         model_hash: at least 8 hex digits (the first 8 are stored).
         gain_code: `clip` gain code, -128..127 (0.5 dB steps).
         block_frames: `block` frames per gain block, 1..255.
+        pitch: the packets carry a pitch channel (one byte per frame).
     """
 
     sample_rate: int
@@ -188,6 +199,7 @@ class StreamHeader:
     model_hash: str
     gain_code: int = 0
     block_frames: int = 0
+    pitch: bool = False
 
     @property
     def bits(self) -> int:
@@ -207,6 +219,7 @@ class StreamHeader:
     def pack(self) -> bytes:
         self.validate()
         flags = SAMPLE_RATES.index(self.sample_rate) | NORMALIZATIONS.index(self.normalization) << 4
+        flags |= PITCH_FLAG if self.pitch else 0
         param = {"none": 0, "clip": self.gain_code & 0xFF, "block": self.block_frames}
         return _HEADER.pack(
             MAGIC,
@@ -250,8 +263,8 @@ class StreamHeader:
     @classmethod
     def unpack(cls, data: bytes, source: str = "stream") -> StreamHeader:
         """Parse and validate the 16 header bytes (magic and version already checked)."""
-        _, _, flags, n_q, param, hop, k1, h = _HEADER.unpack(data)
-        if flags & 0xC0:
+        _, version, flags, n_q, param, hop, k1, h = _HEADER.unpack(data)
+        if flags & (0x80 if version >= 3 else 0xC0):  # bit 6, the pitch flag, is new in v3
             raise BitstreamError(f"{source} has an invalid header: reserved flag bits set")
         rate_index, norm_index = flags & 0x0F, (flags >> 4) & 0x03
         if rate_index >= len(SAMPLE_RATES):
@@ -270,6 +283,7 @@ class StreamHeader:
             model_hash=h.hex(),
             gain_code=(param - 256 if param > 127 else param) if norm == "clip" else 0,
             block_frames=param if norm == "block" else 0,
+            pitch=bool(flags & PITCH_FLAG),
         )
         header.validate(source)
         return header
@@ -278,23 +292,25 @@ class StreamHeader:
 # ------------------------------------------------------------------------------------ packets
 @dataclass
 class Packet:
-    """One packet of a v2 stream.
+    """One packet of a v2 / v3 stream.
 
     Attributes:
         codes: (n_q, n_frames) int64.
         gains: (G,) int64 gain codes of the gain blocks starting in these frames.
         final: the last packet of the stream.
         trim: (final only) samples of the last frame past the signal's end.
+        pitch: (n_frames,) int64 pitch codes 0..255 when the stream has a pitch channel.
     """
 
     codes: np.ndarray
     gains: np.ndarray
     final: bool = False
     trim: int = 0
+    pitch: np.ndarray | None = None
 
 
 class StreamWriter:
-    """Write a v2 stream packet by packet as frames arrive.
+    """Write a v3 stream packet by packet as frames arrive.
 
     Args:
         out: a binary file object (a file, `sys.stdout.buffer`, `io.BytesIO`).
@@ -327,14 +343,19 @@ class StreamWriter:
         self.closed = False
         self._codes: list[np.ndarray] = []
         self._gains: list[int] = []
+        self._pitch: list[np.ndarray] = []
         self._buffered = 0
 
-    def write(self, codes: np.ndarray, gains: np.ndarray | None = None) -> None:
+    def write(
+        self, codes: np.ndarray, gains: np.ndarray | None = None, pitch: np.ndarray | None = None
+    ) -> None:
         """Queue frames; full packets are written at once.
 
         Args:
             codes: (n_q, n) ints in [0, K).
             gains: the gain codes of the gain blocks that start in these frames (block mode).
+            pitch: (n,) pitch codes 0..255 of these frames: required when the header has a
+                pitch channel, refused when it has none.
         """
         if self.closed:
             raise BitstreamError("stream already closed")
@@ -355,8 +376,11 @@ class StreamWriter:
             )
         if gains.size and (int(gains.min()) < -128 or int(gains.max()) > 127):
             raise BitstreamError("gain codes must be in -128..127")
+        pitch = check_pitch(pitch, codes.shape[1], self.header.pitch)
         self._codes.append(codes.astype(np.int64))
         self._gains.extend(int(g) for g in gains)
+        if pitch is not None:
+            self._pitch.append(pitch)
         self._buffered += codes.shape[1]
         while self._buffered > self.packet_frames or (
             self._buffered == self.packet_frames and not self.hold
@@ -389,6 +413,10 @@ class StreamWriter:
         if final:
             parts.append(_TRIM.pack(trim))
         parts.append(np.asarray(gains, dtype=np.int8).tobytes())
+        if self.header.pitch:
+            allp = np.concatenate(self._pitch) if self._pitch else np.zeros(0, np.int64)
+            self._pitch = [allp[n:]] if allp.size > n else []
+            parts.append(allp[:n].astype(np.uint8).tobytes())
         parts.append(pack_codes(codes, self.header.bits))
         body = b"".join(parts)
         self._crc = zlib.crc32(body, self._crc)
@@ -412,7 +440,7 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
 
 
 class PacketReader:
-    """Read a v2 stream packet by packet from a binary file object (a file, a pipe).
+    """Read a v2 / v3 stream packet by packet from a binary file object (a file, a pipe).
 
     `header` is parsed on construction. Iterating yields `Packet`s whose CRC checked; a stream
     that ends before its final packet stops with a `TruncatedWarning` (`complete` stays False).
@@ -451,7 +479,8 @@ class PacketReader:
             if n == 0 and not final:
                 raise BitstreamError(f"{src} is corrupt: packet {self.packets} has no frames")
             g = h.gains_in(self.frames, n)
-            size = (_TRIM.size if final else 0) + g + payload_size(h.n_q, n, h.bits)
+            p = n if h.pitch else 0
+            size = (_TRIM.size if final else 0) + g + p + payload_size(h.n_q, n, h.bits)
             body = _read_exact(self.src, size + _CRC.size)
             if len(body) < size + _CRC.size:
                 self._cut(f"{src} is cut inside packet {self.packets}")
@@ -470,7 +499,8 @@ class PacketReader:
                 if trim >= h.hop_length or trim >= (self.frames + n) * h.hop_length:
                     raise BitstreamError(f"{src} is corrupt: trim {trim} is not under one frame")
             gains = np.frombuffer(body, np.int8, g, pos).astype(np.int64)
-            payload = body[pos + g : size]
+            pitch = np.frombuffer(body, np.uint8, p, pos + g).astype(np.int64) if h.pitch else None
+            payload = body[pos + g + p : size]
             codes = unpack_codes(payload, h.n_q, n, h.bits)
             if codes.size and int(codes.max()) >= h.codebook_size:
                 raise BitstreamError(f"{src} is corrupt: a code is not below K={h.codebook_size}")
@@ -479,7 +509,7 @@ class PacketReader:
                 raise BitstreamError(f"{src} is corrupt: non-zero padding bits")
             self.frames += n
             self.packets += 1
-            yield Packet(codes, gains, final, trim)
+            yield Packet(codes, gains, final, trim, pitch)
             if final:
                 if _read_exact(self.src, 1):
                     raise BitstreamError(f"{src} has bytes after its final packet")
@@ -514,8 +544,29 @@ def _check_prefix(data: bytes, source: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ whole files
+def check_pitch(pitch: np.ndarray | None, frames: int, expected: bool) -> np.ndarray | None:
+    """`pitch` as (frames,) int64 codes 0..255, or None; BitstreamError unless it is given
+    exactly when `expected` (the header's pitch flag) and fits one byte per frame."""
+    if pitch is None:
+        if expected:
+            raise BitstreamError("the stream has a pitch channel: give each frame's pitch code")
+        return None
+    if not expected:
+        raise BitstreamError("the stream has no pitch channel (header flag unset): give no pitch")
+    pitch = np.asarray(pitch)
+    integer = pitch.size == 0 or np.issubdtype(pitch.dtype, np.integer)
+    if pitch.shape != (frames,) or not integer:
+        raise BitstreamError(
+            f"pitch must be ({frames},) integer codes, one per frame, got {pitch.dtype} "
+            f"shape {pitch.shape}"
+        )
+    if pitch.size and (int(pitch.min()) < 0 or int(pitch.max()) > 255):
+        raise BitstreamError("pitch codes must be in 0..255 (one byte per frame)")
+    return pitch.astype(np.int64)
+
+
 def header_for(enc: EncodedAudio) -> StreamHeader:
-    """The v2 header describing `enc` (raises BitstreamError for what v2 cannot carry)."""
+    """The v3 header describing `enc` (raises BitstreamError for what v3 cannot carry)."""
     if enc.normalization not in NORMALIZATIONS:
         raise BitstreamError(f"unknown normalisation '{enc.normalization}'")
     hop = enc.sample_rate / enc.frame_rate
@@ -536,11 +587,12 @@ def header_for(enc: EncodedAudio) -> StreamHeader:
         model_hash=str(enc.model_hash),
         gain_code=gain_code,
         block_frames=int(enc.block_frames) if enc.normalization == "block" else 0,
+        pitch=enc.pitch is not None,
     )
 
 
 def to_bytes(enc: EncodedAudio, packet_frames: int = DEFAULT_PACKET_FRAMES) -> bytes:
-    """Serialise one item as a v2 stream."""
+    """Serialise one item as a v3 stream (with its pitch channel when `enc.pitch` is set)."""
     codes = np.asarray(enc.codes)
     if codes.ndim != 2 or codes.shape[1] == 0:
         raise BitstreamError(f"codes must be (n_q, frames >= 1), got shape {codes.shape}")
@@ -551,17 +603,19 @@ def to_bytes(enc: EncodedAudio, packet_frames: int = DEFAULT_PACKET_FRAMES) -> b
     buf = io.BytesIO()
     writer = StreamWriter(buf, header, packet_frames)
     gains = enc.block_gains if enc.normalization == "block" else None
-    writer.write(codes, gains)
+    writer.write(codes, gains, enc.pitch)
     writer.close(trim)
     return buf.getvalue()
 
 
 def decode_stream(reader: PacketReader) -> EncodedAudio:
     """Read all packets of a stream into one EncodedAudio."""
-    codes, gains = [], []
+    codes, gains, pitch = [], [], []
     for packet in reader:
         codes.append(packet.codes)
         gains.append(packet.gains)
+        if packet.pitch is not None:
+            pitch.append(packet.pitch)
     h = reader.header
     length = reader.frames * h.hop_length - reader.trim
     return EncodedAudio(
@@ -576,11 +630,12 @@ def decode_stream(reader: PacketReader) -> EncodedAudio:
         block_frames=h.block_frames,
         block_gains=np.concatenate(gains) if h.normalization == "block" else None,
         complete=reader.complete,
+        pitch=np.concatenate(pitch) if h.pitch else None,
     )
 
 
 def from_bytes(data: bytes, source: str = "bitstream") -> EncodedAudio:
-    """Parse a `.tcc` byte string (v1 or v2), raising BitstreamError with a clear reason."""
+    """Parse a `.tcc` byte string (v1, v2 or v3), raising BitstreamError with a clear reason."""
     _check_prefix(data[:5], source)
     if data[4] == 1:
         from .bitstream_v1 import from_bytes_v1
@@ -622,6 +677,7 @@ def header_dict(enc: EncodedAudio, file_bytes: int | None = None) -> dict:
         "normalization": enc.normalization,
         "model_hash": enc.model_hash,
         "complete": enc.complete,
+        "pitch": enc.pitch is not None,
         "nominal_bitrate": enc.nominal_bitrate,
     }
     if enc.normalization == "clip":
@@ -630,6 +686,7 @@ def header_dict(enc: EncodedAudio, file_bytes: int | None = None) -> dict:
         d["block_frames"] = enc.block_frames
     if file_bytes is not None:
         payload = payload_size(enc.n_q, enc.frames, enc.bits_per_code)
+        payload += enc.frames if enc.pitch is not None else 0  # the pitch bytes
         d["file_bytes"] = file_bytes
         d["payload_bytes"] = payload
         d["overhead_bytes"] = file_bytes - payload

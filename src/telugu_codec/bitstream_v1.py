@@ -12,7 +12,7 @@ Layout (integers big-endian)::
 The v1 CRC does not cover the header, so an edited header that stays in range still decodes;
 what the reader does guarantee is that every field has the right type and a sane range (no
 NaN or zero gain, no length beyond the codes, no absurd rate), so a bad file is a one-line
-`BitstreamError`, never a traceback, a NaN WAV or hours of output. New files are version 2.
+`BitstreamError`, never a traceback, a NaN WAV or hours of output. New files are version 3.
 """
 
 from __future__ import annotations

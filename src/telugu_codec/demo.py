@@ -235,13 +235,13 @@ def _corpus(data: str | Path | None, out: Path, log) -> tuple[Path, Path, list[H
     if data is not None:
         train, val = _split_dirs(Path(data))
         return train, val, [HeldOut(Path(data).name, val, TARGET_PESQ, REFERENCES)]
-    from .data.synth_corpus import CorpusUnavailable, ensure_corpus
+    from .data.synth_corpus import ensure_corpus
 
     espeak_val = DEFAULT_DATA / "val"
     espeak = HeldOut("espeak", espeak_val, TARGET_PESQ, REFERENCES)
     try:
         corpus = ensure_corpus(TWO_VOICE_DATA, log=log)
-    except CorpusUnavailable as e:
+    except CodecError as e:  # espeak-ng missing, or a sentence it cannot render
         log(f"note: {e}; training on the bundled espeak-only corpus {DEFAULT_DATA}")
         train, val = _split_dirs(DEFAULT_DATA)
         return train, val, [espeak]

@@ -1,14 +1,15 @@
 """Encode and decode files or pipes block by block: memory does not grow with duration.
 
     encode_file(codec, "talk.flac", "talk.tcc", n_q=3)         # or "-" for stdin / stdout
-    decode_file(codec, "talk.tcc", "talk.wav")
+    decode_file(codec, "talk.tcc", "talk.wav", pitch_shift=3)  # pitch models: 3 semitones up
 
 Audio is read in blocks (audio_stream.AudioReader: libsndfile blocks, streaming soxr
 resampling) and pushed through `codec.stream_encoder()`; packets are written as they complete
 (bitstream.StreamWriter). Decoding reads packets as they arrive (bitstream.PacketReader) and
 writes audio blocks. A `clip` model needs the whole-clip gain first: files are read twice,
 stdin is spooled to a temporary file. `chunk_ms` sets the push size, e.g. 20 to run exactly
-what a live 20 ms stream would; by default pushes are 10 s blocks.
+what a live 20 ms stream would; by default pushes are 10 s blocks. A model with a pitch channel
+writes, and needs, each frame's pitch code in the packets (bitstream.py, version 3).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def encode_file(
     notice: Notice = lambda s: None,
     packet_frames: int | None = None,
 ) -> EncodeResult:
-    """Encode an audio file (or stdin, "-") into a v2 `.tcc` file (or stdout, "-").
+    """Encode an audio file (or stdin, "-") into a v3 `.tcc` file (or stdout, "-").
 
     Args:
         codec: a loaded `Codec` (weight norm removed for speed).
@@ -149,11 +150,11 @@ def encode_file(
             for block in reader.blocks():
                 for piece in _pieces(block, chunk):
                     c = enc.push(piece)
-                    writer.write(c.codes, c.gains)
+                    writer.write(c.codes, c.gains, c.pitch)
                     if live:
                         out.f.flush()
             c = enc.flush()
-            writer.write(c.codes, c.gains)
+            writer.write(c.codes, c.gains, c.pitch)
             size = writer.close(c.trim)
             out.commit()
         except BaseException:
@@ -180,6 +181,12 @@ def check_stream_header(codec, header: StreamHeader, source: str) -> None:
             f"{source} has {header.n_q} codebooks of K={header.codebook_size}, the model "
             f"{codec.max_n_q} of K={codec.codebook_size}"
         )
+    if header.pitch != codec.has_pitch:
+        if header.pitch:
+            what = "carries a pitch channel, the model has none"
+        else:
+            what = "has no pitch channel, the model needs one"
+        raise BitstreamError(f"{source} {what}; decode it with the checkpoint that encoded it")
 
 
 def decode_file(
@@ -189,6 +196,7 @@ def decode_file(
     chunk_ms: float | None = None,
     ignore_model_mismatch: bool = False,
     notice: Notice = lambda s: None,
+    pitch_shift: float = 0.0,
 ) -> DecodeResult:
     """Decode a `.tcc` file (or stdin, "-") into audio (a file, or stdout "-" as WAV).
 
@@ -196,10 +204,15 @@ def decode_file(
         ignore_model_mismatch: decode even when the stream was encoded by another model (with
             a notice).
         chunk_ms: push the codes in groups of this many milliseconds (default: per packet).
+        pitch_shift: semitones to move the voice's pitch by (models with a pitch channel;
+            -24..24).
 
     A stream cut before its final packet decodes up to its last complete packet; the
     `TruncatedWarning` goes to `notice`.
     """
+    from .model.codec import check_pitch_shift
+
+    check_pitch_shift(pitch_shift, codec.has_pitch)  # before any input is read
     name = "stdin" if str(src) == STDIO else str(src)
     if str(src) == STDIO:
         f: BinaryIO = sys.stdin.buffer
@@ -219,7 +232,7 @@ def decode_file(
             enc = from_bytes_v1(prefix + f.read(), name)
             _check_hash(codec, enc.model_hash, name, ignore_model_mismatch, notice)
             codec.check_encoded(enc)
-            return _decode_v1(codec, enc, dst, chunk_ms)
+            return _decode_v1(codec, enc, dst, chunk_ms)  # v1: no pitch model, no shift
         from .model.streaming import EncodedChunk
 
         reader = PacketReader(f, name, prefix)
@@ -233,7 +246,7 @@ def decode_file(
                 for packet in reader:
                     if dec is None:  # the header is under the first packet's CRC: check now
                         _check_hash(codec, header.model_hash, name, ignore_model_mismatch, notice)
-                        dec = _stream_decoder(codec, header, name, chunk_ms)
+                        dec = _stream_decoder(codec, header, name, chunk_ms, pitch_shift)
                     n = packet.codes.shape[1]
                     step = per_push or max(n, 1)
                     for a in range(0, max(n, 1), step):
@@ -241,7 +254,8 @@ def decode_file(
                         gains = _gains_between(header, first, a, b, packet.gains)
                         last = packet.final and b == n
                         codes = packet.codes[:, a:b]
-                        chunk = EncodedChunk(codes, gains, first + a, last, packet.trim)
+                        pitch = None if packet.pitch is None else packet.pitch[a:b]
+                        chunk = EncodedChunk(codes, gains, first + a, last, packet.trim, pitch)
                         out.write(dec.push(chunk))
                     first += n
                 out.write(dec.flush())
@@ -257,7 +271,9 @@ def decode_file(
             f.close()
 
 
-def _stream_decoder(codec, header: StreamHeader, name: str, chunk_ms: float | None):
+def _stream_decoder(
+    codec, header: StreamHeader, name: str, chunk_ms: float | None, pitch_shift: float = 0.0
+):
     """A stream decoder for a checked header, or BitstreamError when the model does not fit."""
     check_stream_header(codec, header, name)
     try:
@@ -266,6 +282,7 @@ def _stream_decoder(codec, header: StreamHeader, name: str, chunk_ms: float | No
             gain=10.0 ** (header.gain_code * GAIN_STEP_DB / 20.0),
             block_frames=header.block_frames or None,
             window_frames=_window_frames(codec, chunk_ms),
+            pitch_shift=pitch_shift,
         )
     except CodecError as e:
         raise BitstreamError(f"{name}: {e}") from e

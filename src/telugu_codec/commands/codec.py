@@ -132,6 +132,14 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="decode even if the file was encoded by another model (the audio will be wrong)",
     )
+    p.add_argument(
+        "--pitch-shift",
+        type=float,
+        default=0.0,
+        metavar="SEMITONES",
+        help="move the voice's pitch by this many semitones, formants kept (-24..24; models "
+        "with a pitch channel, e.g. decoder source_filter)",
+    )
 
 
 @command("decode", "turn a .tcc bitstream back into audio", _decode_args)
@@ -149,6 +157,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         args.chunk_ms,
         ignore_model_mismatch=args.ignore_model_mismatch,
         notice=_notice,
+        pitch_shift=args.pitch_shift,
     )
     print(
         f"{args.output}: {r.seconds:.2f} s at {r.sample_rate} Hz"

@@ -21,6 +21,13 @@ Large corpora, without a start-up probe:
 - `mix`: several map-style corpora mixed by weight;
 - `batches`: `train_batches`, how the trainer draws from any of the above;
 - `prepare`: a corpus -> tar or Parquet shards at the codec rate, with an index.
+
+Synthetic Telugu corpora (not imported here; `synth_corpus.ensure_corpus` is the entry point):
+
+- `synth_voices`: espeak-ng and Festival's NSK voice, run as processes;
+- `synth_render`: the per-sentence draws (seeded) and the parallel render to FLAC;
+- `synth_readme`: the corpus README (contents, provenance, licences);
+- `synth_corpus`: sentence lists, manifest, completion marker, `build_corpus`, `ensure_corpus`.
 """
 
 from __future__ import annotations

@@ -113,6 +113,7 @@ def codec_systems(codec: Any, bitrates_kbps: Sequence[float] | None) -> list[Sys
             audio = codec.decode(dec).numpy()
             seconds = dec.length / dec.sample_rate
             payload = payload_size(dec.n_q, dec.frames, dec.bits_per_code)
+            payload += dec.frames if dec.pitch is not None else 0  # the pitch byte per frame
             return SystemOutput(audio, payload * 8 / seconds, len(data) * 8 / seconds)
 
         return run

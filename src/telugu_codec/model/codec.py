@@ -387,7 +387,7 @@ class Codec(nn.Module):
         codes = np.asarray(enc.codes)
         if codes.size and (int(codes.max()) >= self.num_codes or int(codes.min()) < 0):
             raise CodecError("codes out of range for this model's codebook size")
-        pitch = getattr(enc, "pitch", None)
+        pitch = enc.pitch
         if self.has_pitch:
             if pitch is None:
                 raise CodecError("this model needs a pitch channel and the codes carry none")
@@ -471,7 +471,7 @@ class Codec(nn.Module):
     def stream_decoder(self, **kw: Any):
         """A `StreamDecoder` (model/streaming.py): push codes (EncodedChunk or (n_q, k) arrays),
         get audio. **kw: `normalization`, `gain`, `block_frames` (default: this model's),
-        `window_frames`."""
+        `window_frames`, `pitch_shift` (semitones, pitch models)."""
         from .streaming import StreamDecoder
 
         return StreamDecoder(self, **kw)

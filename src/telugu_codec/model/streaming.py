@@ -62,6 +62,8 @@ class EncodedChunk:
         first_frame: index of the first of these frames in the stream.
         final: the end of the stream (from `flush`).
         trim: (final only) samples of the last frame past the end of the signal.
+        pitch: (k,) int64 pitch codes 0..255 of these frames (models with a pitch channel;
+            None without one).
     """
 
     codes: np.ndarray
@@ -69,6 +71,7 @@ class EncodedChunk:
     first_frame: int = 0
     final: bool = False
     trim: int = 0
+    pitch: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
@@ -505,7 +508,7 @@ class StreamEncoder:
         return self.norm.gain_code
 
     def header(self):
-        """The v2 bitstream header (bitstream.StreamHeader) of this stream."""
+        """The bitstream header (bitstream.StreamHeader) of this stream."""
         from ..bitstream import StreamHeader
 
         c = self.codec
@@ -518,6 +521,7 @@ class StreamEncoder:
             model_hash=c.model_hash,
             gain_code=self.gain_code,
             block_frames=c.cfg.norm_block_frames if c.normalization == "block" else 0,
+            pitch=c.has_pitch,
         )
 
     @property
@@ -558,10 +562,8 @@ class StreamEncoder:
         codes = codes.cpu().numpy().astype(np.int64) if k else np.zeros((self.n_q, 0), np.int64)
         self.frames_out += k
         trim = self.frames_out * self.hop - self.samples_in if final else 0
-        chunk = EncodedChunk(codes, self.norm.gains_for(first, k), first, final, trim)
-        if self.codec.has_pitch:
-            chunk.pitch = pitch.cpu().numpy().astype(np.int64)
-        return chunk
+        pitch = pitch.cpu().numpy().astype(np.int64) if self.codec.has_pitch else None
+        return EncodedChunk(codes, self.norm.gains_for(first, k), first, final, trim, pitch)
 
     def _causal(self, x: torch.Tensor, final: bool) -> torch.Tensor:
         buf = torch.cat([self.pending, x])
@@ -672,7 +674,7 @@ class StreamDecoder:
             raise CodecError("the stream already ended")
         if isinstance(chunk, EncodedChunk):
             codes, gains, final, trim = chunk.codes, chunk.gains, chunk.final, chunk.trim
-            pitch = getattr(chunk, "pitch", None)
+            pitch = chunk.pitch
         else:
             codes, final, trim = chunk, False, 0
             gains = np.zeros(0, np.int64) if gains is None else gains
