@@ -62,6 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -117,34 +118,24 @@ def _summary(times: list[float]) -> dict:
 # ============================================================================================
 
 
-def dac_worker(spec_path: str, batches_path: str) -> None:
-    """Build DAC at `spec` sizes with random weights; run DAC's train_loop on command.
-
-    Protocol (one JSON object per line): after building, writes `info` (parameter counts,
-    versions); then for each ``step I`` line read from stdin runs one step on batch I and writes
-    ``{"dt": seconds, "load": 1-minute load average}``; ``quit`` ends it. Everything else the
-    libraries print goes to stderr.
+def dac_recipe(spec: dict) -> tuple[torch.nn.Module, torch.nn.Module, Callable]:
+    """DAC's generator and discriminator at `spec` sizes (random weights) with the optimizers,
+    schedules, losses and step of DAC's scripts/train.py; runs inside DAC's interpreter.
 
     Args:
-        spec_path: JSON with `model`, `discriminator` (DAC constructor kwargs), `threads`,
-            `seed`.
-        batches_path: .npy of shape (N, B, 1, T) float32.
+        spec: `model` and `discriminator` (DAC constructor kwargs).
+
+    Returns:
+        (generator, discriminator, train_loop); ``train_loop(x)`` runs one training step on
+        x: (B, 1, T) float32 and returns the loss terms as floats.
     """
-    import importlib.metadata as md
     import warnings
 
-    reply = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # stray prints of the libraries go to stderr, not into the protocol
     warnings.filterwarnings("ignore", category=UserWarning)  # as DAC's train.py does
     warnings.filterwarnings("ignore", category=FutureWarning)
     from audiotools import AudioSignal
     from dac.model import DAC, Discriminator
     from dac.nn import loss as dac_loss
-
-    spec = json.loads(Path(spec_path).read_text())
-    torch.set_num_threads(spec["threads"])
-    torch.manual_seed(spec["seed"])
-    batches = torch.from_numpy(np.load(batches_path))
 
     generator = DAC(**spec["model"])
     discriminator = Discriminator(**spec["discriminator"])
@@ -204,6 +195,32 @@ def dac_worker(spec_path: str, batches_path: str) -> None:
         opt_g.step()
         sched_g.step()
         return {k: float(v) for k, v in output.items()}
+
+    return generator, discriminator, train_loop
+
+
+def dac_worker(spec_path: str, batches_path: str) -> None:
+    """Build DAC at `spec` sizes with random weights; run DAC's train_loop on command.
+
+    Protocol (one JSON object per line): after building, writes `info` (parameter counts,
+    versions); then for each ``step I`` line read from stdin runs one step on batch I and writes
+    ``{"dt": seconds, "load": 1-minute load average}``; ``quit`` ends it. Everything else the
+    libraries print goes to stderr.
+
+    Args:
+        spec_path: JSON with `model`, `discriminator` (DAC constructor kwargs), `threads`,
+            `seed`.
+        batches_path: .npy of shape (N, B, 1, T) float32.
+    """
+    import importlib.metadata as md
+
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints of the libraries go to stderr, not into the protocol
+    spec = json.loads(Path(spec_path).read_text())
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(spec["seed"])
+    batches = torch.from_numpy(np.load(batches_path))
+    generator, discriminator, train_loop = dac_recipe(spec)
 
     info = {
         "g_params": sum(p.numel() for p in generator.parameters()),

@@ -482,3 +482,18 @@ def test_pitch_mismatches_and_bad_shifts_are_one_line_errors(tmp_path, ckpt, pit
             err = err[1:]
         assert len(err) == 1 and err[0].startswith("error:") and match in err[0], err
         assert not out.exists()
+
+
+def test_overrides_may_stand_between_options():
+    """`train --config tiny a=1 --out X b=2`: both overrides reach the command (argparse's
+    plain parse said "unrecognized arguments: b=2")."""
+    from telugu_codec.cli import build_parser, parse
+
+    args = parse(
+        build_parser(),
+        ["train", "--config", "tiny", "train.lr=1", "--out", "X", "data.batch_size=2"],
+    )
+    assert args.command == "train" and args.out == "X" and args.config == "tiny"
+    assert args.overrides == ["train.lr=1", "data.batch_size=2"]
+    demo = parse(build_parser(), ["demo", "a=1", "--fresh", "b=2", "--max-steps", "3"])
+    assert demo.overrides == ["a=1", "b=2"] and demo.fresh and demo.max_steps == 3

@@ -214,3 +214,42 @@ def test_a_study_of_architectures_keeps_each_model():
     own = study_config("tiny-sf+model.pitch.zero=true", OWN_SIZE, [])
     assert own.model.decoder.kind == "source_filter" and own.model.pitch.zero
     assert own.train.val_pesq and not replaced_model("tiny-sf", OWN_SIZE)
+
+
+@pytest.mark.slow
+def test_demo_on_the_two_voice_corpus_scores_both_voices(tmp_path, monkeypatch):
+    """Without --data the demo makes the two-voice corpus and scores the espeak and the
+    Festival voice's held-out sentences separately, each with its own verdict."""
+    import shutil
+
+    from telugu_codec import demo
+    from telugu_codec.data import synth_corpus
+
+    if shutil.which("festival") is None or shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng and festival (make sysdeps)")
+    made, full = [], synth_corpus.ensure_corpus
+
+    def small(out, log=print, **kw):
+        made.append(out)
+        return full(out, limit=20, log=log, **kw)
+
+    monkeypatch.setattr(demo, "TWO_VOICE_DATA", tmp_path / "corpus")
+    monkeypatch.setattr(synth_corpus, "ensure_corpus", small)
+    messages = []
+    out = tmp_path / "demo"
+    run_demo(
+        out=out, max_steps=2, max_eval_files=2, overrides=FAST, progress=False,
+        log=messages.append,
+    )  # fmt: skip
+    assert made == [tmp_path / "corpus"]
+    text = "\n".join(messages)
+    assert f"on {tmp_path / 'corpus' / 'train'}" in text
+    assert "held-out sentences, espeak (2 files" in text
+    assert "held-out sentences, festival (2 files" in text
+    lines = (out / "verdict.txt").read_text().splitlines()
+    assert any(x.startswith("espeak: verdict: target ") for x in lines)
+    real = [x for x in lines if x.startswith("festival: verdict: ")]
+    assert real and "PESQ-WB below" not in real[0]  # no PESQ floor for the real speaker
+    assert (out / "report-festival" / "report.md").exists()
+    festival = (out / "heldout-festival.tsv").read_text().splitlines()[1:]
+    assert festival and all("_nsk." in row for row in festival)

@@ -81,3 +81,43 @@ def test_balancer_from_config_and_bad_input():
         balancer.backward({"vq": y.sum()}, y)
     with pytest.raises(ConfigError):
         LossBalancer({"a": 0.0})
+
+
+def test_balancer_trains_with_every_registered_term(tmp_path):
+    """`loss.balancer=true` with every reconstruction term of the registry on, plus the GAN
+    terms: each term gets a balancer weight and trains (the balancer kept its own list of names
+    before, and `phase` / `complex` were missing: KeyError on step 1)."""
+    import math
+
+    from telugu_codec.losses.reconstruction import ADVERSARIAL_TERMS, TERMS
+
+    from .test_trainer import make_trainer
+
+    every = [f"loss.{name}=1.0" for name in TERMS] + ["loss.adv=1.0", "loss.fm=1.0"]
+    cfg = load_config(None, ["loss.balancer=true", *every])
+    assert set(LossBalancer.from_config(cfg.loss).weights) == {*TERMS, *ADVERSARIAL_TERMS}
+
+    import soundfile as sf
+
+    from .conftest import speechlike
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        sf.write(data / f"u{i}.wav", speechlike(1.0, seed=i), 16000)
+    trainer = make_trainer(
+        tmp_path / "run", data, "loss.balancer=true", *every, "train.d_warmup_steps=0",
+        "train.val_every=100", "train.ckpt_every=100",
+    )  # fmt: skip
+    result = trainer.train(2)
+    assert result.step == 2 and result.reason == "max_steps"
+    logged = [r for r in trainer_records(tmp_path / "run") if r.get("kind") == "train"]
+    names = {k.rsplit("/", 1)[1] for k in logged[-1] if k.startswith("balancer/grad_share/")}
+    assert {*TERMS, *ADVERSARIAL_TERMS} <= names, names
+    assert all(math.isfinite(v) for k, v in logged[-1].items() if k.startswith("loss/"))
+
+
+def trainer_records(run_dir):
+    import json
+
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]

@@ -97,7 +97,9 @@ def test_code_round_trip_and_range():
     back, v = pitch.dequantize(codes, 50, 500)
     assert v.all() and ((back / f0 - 1).abs().max() < 0.0046)
     # out of range clamps, unvoiced is 0 and decodes to 0 Hz
-    codes = pitch.quantize(torch.tensor([[10.0, 9000.0, 200.0]]), torch.tensor([[1, 1, 0]]) > 0, 50, 500)
+    codes = pitch.quantize(
+        torch.tensor([[10.0, 9000.0, 200.0]]), torch.tensor([[1, 1, 0]]) > 0, 50, 500
+    )
     assert codes.tolist() == [[1, 255, 0]]
     assert pitch.dequantize(codes, 50, 500)[0][0, 2] == 0
 

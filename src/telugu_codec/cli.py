@@ -29,10 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`argv` parsed with the sub-command's options and positionals intermixed, so dotted
+    overrides may stand anywhere (`train --config tiny a=1 --out X b=2`); argparse's plain
+    parse takes a positional list only as one group after every option."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if argv and argv[0] in sub.choices:
+        try:
+            args = sub.choices[argv[0]].parse_intermixed_args(argv[1:])
+        except TypeError:  # a sub-command whose arguments argparse cannot intermix
+            return parser.parse_args(argv)
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)  # --help, --version, an unknown command: argparse says
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; returns the exit status (2 for a user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, sys.argv[1:] if argv is None else list(argv))
     try:
         return int(args._handler(args) or 0)
     except CodecError as e:

@@ -121,6 +121,11 @@ class SourceFilterConfig:
     # phase residual that starts at zero
     envelope: str = "bins"  # bins | cepstrum
     n_cepstrum: int = 40
+    # causal models (`model.causal`) only: latent frames of pitch the source may read ahead of
+    # the output. 0 = none (the decoder adds no latency); each frame adds hop / sample_rate of
+    # latency and brings the source's pitch that much closer in time to the tracker's estimate
+    # (model/source_filter_decoder.py has the arithmetic)
+    lookahead: int = 0
 
 
 @dataclass

@@ -115,6 +115,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "free_level": POS,
         "envelope": choice("bins", "cepstrum"),
         "n_cepstrum": _rule(lambda v: isinstance(v, int) and 2 <= v <= 512, "must be 2..512"),
+        "lookahead": _rule(lambda v: isinstance(v, int) and 0 <= v <= 8, "must be 0..8 frames"),
     },
     "PitchConfig": {
         "enabled": BOOL,
@@ -347,6 +348,10 @@ def _cross(cfg: Any) -> list[tuple[str, str]]:
         out.append(("model.pitch.fmax", f"must be below a quarter of {m.sample_rate} Hz"))
     if m.decoder.kind == "source_filter" and not p.enabled:
         out.append(("model.decoder.kind", "source_filter needs model.pitch.enabled: true"))
+    if m.decoder.source_filter.lookahead and not m.causal:
+        out.append(
+            ("model.decoder.source_filter.lookahead", "applies to causal models only (0 here)")
+        )
     g = cfg.train.guard
     if g.max_amplitude <= g.min_amplitude:
         out.append(("train.guard.max_amplitude", "must be above train.guard.min_amplitude"))

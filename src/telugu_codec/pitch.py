@@ -127,9 +127,9 @@ def track(wav: torch.Tensor, s: TrackerSettings, n_frames: int | None = None) ->
     n_fft = 1 << (s.context - 1).bit_length()
     a = seg[..., :w]
     # r(tau) = sum_{j < w} x_j x_{j + tau}: cross-correlation through the FFT (no wrap: n_fft >= c)
-    r = torch.fft.irfft(
-        torch.conj(torch.fft.rfft(a, n_fft)) * torch.fft.rfft(seg, n_fft), n_fft
-    )[..., : lag + 1]
+    r = torch.fft.irfft(torch.conj(torch.fft.rfft(a, n_fft)) * torch.fft.rfft(seg, n_fft), n_fft)[
+        ..., : lag + 1
+    ]
     sq = F.pad(seg.square().cumsum(-1), (1, 0))  # sq[k] = sum_{j < k} x_j^2
     e0 = sq[..., w : w + 1]  # energy of x[0 : w]
     taus = torch.arange(lag + 1, device=x.device)

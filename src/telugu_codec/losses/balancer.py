@@ -6,6 +6,7 @@ import torch
 
 from ..config import LossConfig
 from ..errors import CheckpointError, ConfigError
+from .reconstruction import ADVERSARIAL_TERMS, TERMS
 
 
 def weighted_sum(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
@@ -64,7 +65,7 @@ class LossBalancer:
     @classmethod
     def from_config(cls, cfg: LossConfig) -> LossBalancer:
         """Balance every decoder-output term of `cfg` with a non-zero weight."""
-        names = ("l1", "mel", "stft", "sisdr", "loudness", "adv", "fm")
+        names = (*TERMS, *ADVERSARIAL_TERMS)
         weights = {n: float(getattr(cfg, n)) for n in names if getattr(cfg, n) > 0}
         return cls(weights, cfg.balancer_ema, cfg.balancer_total_norm)
 

@@ -7,6 +7,9 @@ function returns a scalar tensor, zero (or minimal) when pred equals target.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -231,32 +234,54 @@ class MultiResolutionComplexLoss(nn.Module):
         return loss / len(self.n_ffts)
 
 
+@dataclass(frozen=True)
+class Term:
+    """One reconstruction loss term: how to build it from the config (None: a plain function
+    of (pred, target) that needs no state)."""
+
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    build: Callable[[LossConfig, int], nn.Module] | None = None
+
+
+# The one list of reconstruction terms: a term is a `LossConfig` weight of the same name plus
+# one line here. The loss sum, the balancer and the config checks all read it.
+TERMS: dict[str, Term] = {
+    "l1": Term(fn=l1_loss),
+    "mel": Term(build=lambda cfg, sr: MultiScaleMelLoss(cfg.mel_loss, sr)),
+    "stft": Term(build=lambda cfg, sr: MultiResolutionSTFTLoss(cfg.stft_n_ffts)),
+    "sisdr": Term(fn=sisdr_loss),
+    "loudness": Term(fn=loudness_loss),
+    "phase": Term(build=lambda cfg, sr: MultiResolutionPhaseLoss(cfg.phase_n_ffts)),
+    "complex": Term(
+        build=lambda cfg, sr: MultiResolutionComplexLoss(cfg.complex_n_ffts, cfg.complex_power)
+    ),
+}
+# the decoder-output terms the adversarial step adds (losses/adversarial.py)
+ADVERSARIAL_TERMS = ("adv", "fm")
+
+
 class ReconstructionLosses(nn.Module):
-    """The reconstruction terms of a `LossConfig` that have a non-zero weight.
+    """The reconstruction terms (`TERMS`) of a `LossConfig` that have a non-zero weight.
 
     Args:
         cfg: loss weights and settings.
         sample_rate: audio rate in Hz.
 
     Attributes:
-        weights: name -> weight for the active terms ("l1", "mel", "stft", "sisdr",
-            "loudness", "phase", "complex").
+        weights: name -> weight for the active terms (keys of `TERMS`, in its order).
     """
 
     def __init__(self, cfg: LossConfig, sample_rate: int):
         super().__init__()
         self.weights = {
-            name: float(getattr(cfg, name))
-            for name in ("l1", "mel", "stft", "sisdr", "loudness", "phase", "complex")
-            if getattr(cfg, name) != 0
+            name: float(getattr(cfg, name)) for name in TERMS if getattr(cfg, name) != 0
         }
-        self.mel = MultiScaleMelLoss(cfg.mel_loss, sample_rate) if "mel" in self.weights else None
-        self.stft = MultiResolutionSTFTLoss(cfg.stft_n_ffts) if "stft" in self.weights else None
-        self.phase = MultiResolutionPhaseLoss(cfg.phase_n_ffts) if "phase" in self.weights else None
-        self.complex = (
-            MultiResolutionComplexLoss(cfg.complex_n_ffts, cfg.complex_power)
-            if "complex" in self.weights
-            else None
+        self.terms = nn.ModuleDict(
+            {
+                name: TERMS[name].build(cfg, sample_rate)
+                for name in self.weights
+                if TERMS[name].build is not None
+            }
         )
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -270,20 +295,9 @@ class ReconstructionLosses(nn.Module):
             name -> scalar loss for every name in `weights`.
         """
         out: dict[str, torch.Tensor] = {}
-        if "l1" in self.weights:
-            out["l1"] = l1_loss(pred, target)
-        if self.mel is not None:
-            out["mel"] = self.mel(pred, target)
-        if self.stft is not None:
-            out["stft"] = self.stft(pred, target)
-        if "sisdr" in self.weights:
-            out["sisdr"] = sisdr_loss(pred, target)
-        if "loudness" in self.weights:
-            out["loudness"] = loudness_loss(pred, target)
-        if self.phase is not None:
-            out["phase"] = self.phase(pred, target)
-        if self.complex is not None:
-            out["complex"] = self.complex(pred, target)
+        for name in self.weights:
+            fn = self.terms[name] if name in self.terms else TERMS[name].fn
+            out[name] = fn(pred, target)
         return out
 
 

@@ -20,6 +20,13 @@ A non-causal model streams by overlapping windows: each window carries the recep
 the frames it keeps equal offline ones up to float rounding; its latency is a frame plus the
 right context. Its `clip` gain needs the whole signal: pass it (`gain=`) or it is 0 dB.
 
+A causal model with the source-filter decoder (`streaming-sf`) mixes the two: the SEANet
+encoder runs its stateful plan, with the causal pitch tracker fed the last frames of samples
+as its window's context; the decoder (ConvNeXt + STFT source filter) decodes windows of one
+frame by default, each with its left receptive field as context and no right context (the
+decoder reads no latent or pitch frame ahead, `receptive_field` measures it), so it adds no
+latency; the source phase and held f0 carry over in `StreamSource`.
+
 The step functions (`StreamingPlan.step`) take and return their state as a flat list of
 tensors, which is what ONNX export (model/export.py) needs.
 
@@ -327,7 +334,10 @@ def receptive_field(codec: Codec) -> dict[str, int]:
     Measured on the model with autograd (the support of the gradient of one output frame), so
     it holds for any layer stack. Returns `encoder_left`, `encoder_right` (frames of input
     audio before / after the frame's own hop) and `decoder_left`, `decoder_right` (latent
-    frames before / after the frame).
+    frames before / after the frame). A pitch model's decoder also reads the pitch codes, which
+    have no gradient: `decoder_right` covers the earliest audio a changed pitch frame moves
+    (the source's look-ahead); the pitch's past reaches back without bound through the source
+    phase, which a stream carries as state (source_filter_decoder.StreamSource).
     """
     hop = codec.hop_length
     device = next(codec.parameters()).device
@@ -351,11 +361,28 @@ def receptive_field(codec: Codec) -> dict[str, int]:
             "decoder_left": f - int(nzd.min()),
             "decoder_right": int(nzd.max()) - f,
         }
+        if codec.has_pitch:
+            reach["decoder_right"] = max(reach["decoder_right"], _pitch_reach(codec, frames))
         if max(reach.values()) < f - 1:
             return {k: max(v, 0) for k, v in reach.items()}
         frames *= 2
         if frames > 4096:
             raise CodecError("receptive field too large to stream")
+
+
+def _pitch_reach(codec: Codec, frames: int) -> int:
+    """Latent frames ahead of its own that the decoder's audio reads the pitch codes: how far
+    before pitch frame f the audio changes when that frame's code does."""
+    hop, f = codec.hop_length, frames // 2
+    device = next(codec.parameters()).device
+    z = torch.randn(1, codec.cfg.latent_dim, frames, device=device)
+    pitch = torch.full((1, frames), 100, dtype=torch.long, device=device)
+    moved = pitch.clone()
+    moved[0, f] = 160  # 92 Hz -> 148 Hz, voiced both times
+    with torch.no_grad():
+        a, b = codec.decoder(z, pitch=pitch)[0, 0], codec.decoder(z, pitch=moved)[0, 0]
+    changed = torch.nonzero((a - b).abs() > 1e-6 * a.abs().max()).view(-1)
+    return max(0, f - int(changed.min()) // hop) if changed.numel() else 0
 
 
 # ------------------------------------------------------------------------------------ gains
@@ -489,6 +516,9 @@ class StreamEncoder:
         self.causal = self.plan is not None
         if self.plan is not None:
             self.states = self.plan.init_states(self.device)
+            if codec.has_pitch:  # the tracker's window: `context` samples up to a frame's end
+                self.pitch_frames = -(-(codec.tracker.context - self.hop) // self.hop)
+                self.history = torch.zeros(self.pitch_frames * self.hop)  # = offline zero pad
         else:
             reach = receptive_field(codec)
             self.left, self.right = reach["encoder_left"], reach["encoder_right"]
@@ -554,7 +584,7 @@ class StreamEncoder:
         first = self.frames_out
         pitch = None
         if self.causal:
-            z = self._causal(x, final)
+            z, pitch = self._causal(x, final)
         else:
             z, pitch = self._windowed(x, final)
         k = z.shape[-1]
@@ -565,17 +595,23 @@ class StreamEncoder:
         pitch = pitch.cpu().numpy().astype(np.int64) if self.codec.has_pitch else None
         return EncodedChunk(codes, self.norm.gains_for(first, k), first, final, trim, pitch)
 
-    def _causal(self, x: torch.Tensor, final: bool) -> torch.Tensor:
+    def _causal(self, x: torch.Tensor, final: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         buf = torch.cat([self.pending, x])
         if final and buf.numel() % self.hop:
             buf = F.pad(buf, (0, self.hop - buf.numel() % self.hop))
         k = buf.numel() // self.hop
         self.pending = buf[k * self.hop :]
         if k == 0:
-            return torch.zeros(1, self.codec.cfg.latent_dim, 0)
+            return torch.zeros(1, self.codec.cfg.latent_dim, 0), torch.zeros(0, dtype=torch.long)
         frames = buf[: k * self.hop].view(1, 1, -1).to(self.device)
         z, self.states = self.plan.step(frames, self.states)
-        return z
+        pitch = None
+        if self.codec.has_pitch:  # causal YIN: the last pitch_frames frames complete its windows
+            x = torch.cat([self.history, buf[: k * self.hop]])
+            n = self.pitch_frames
+            pitch = self.codec.pitch_codes(x.view(1, 1, -1).to(self.device), n + k)[0, n:]
+            self.history = x[x.numel() - n * self.hop :]
+        return z, pitch
 
     def _windowed(self, x: torch.Tensor, final: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.buffer = torch.cat([self.buffer, x])
@@ -616,7 +652,11 @@ class StreamDecoder:
         normalization: how the codes' audio was normalised (default: the model's kind).
         gain: the `clip` gain (e.g. from the bitstream header).
         block_frames: frames per gain block for `block` (default: the model's).
-        window_frames: non-causal models: frames decoded per window.
+        window_frames: decoders without a stateful plan (non-causal ones, and the causal
+            source-filter decoder): frames decoded per window; default 50, or 1 for a causal
+            model (its decoder then adds no latency, at the cost of re-running its left
+            context every frame).
+        pitch_shift: semitones (pitch models).
     """
 
     def __init__(
@@ -625,7 +665,7 @@ class StreamDecoder:
         normalization: str | None = None,
         gain: float = 1.0,
         block_frames: int | None = None,
-        window_frames: int = 50,
+        window_frames: int | None = None,
         pitch_shift: float = 0.0,
     ):
         from .codec import check_pitch_shift
@@ -650,12 +690,22 @@ class StreamDecoder:
         else:
             reach = receptive_field(codec)
             self.left, self.right = reach["decoder_left"], reach["decoder_right"]
+            if window_frames is None:
+                window_frames = 1 if codec.cfg.causal else 50
             self.window = max(1, int(window_frames))
             self.latents = torch.zeros(1, codec.cfg.latent_dim, 0)
             self.latent_frame = 0
         self.frames_in = 0
         self.frames_out = 0
         self.trim: int | None = None
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency the decoder adds, in samples: how long after its codes a frame's
+        audio can come out at worst (0 with a stateful plan; a window waits for its other
+        `window - 1` frames and `right` frames of context). The encoder's `latency_samples`
+        plus this is the stream's algorithmic latency."""
+        return 0 if self.causal else self.hop * (self.window - 1 + self.right)
 
     @torch.inference_mode()
     def push(
