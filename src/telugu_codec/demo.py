@@ -205,7 +205,7 @@ class HeldOut:
     references: tuple[str, ...]
 
 
-def _voice_manifest(corpus: Path, voice: str, out: Path, max_files: int) -> Path | None:
+def voice_manifest(corpus: Path, voice: str, out: Path, max_files: int) -> Path | None:
     """A manifest of at most `max_files` of the corpus's `val` files in `voice`, spread evenly
     over the sentences (None when the corpus has none)."""
     manifest = corpus / "manifest.tsv"
@@ -247,7 +247,7 @@ def _corpus(data: str | Path | None, out: Path, log) -> tuple[Path, Path, list[H
         return train, val, [espeak]
     train, _ = _split_dirs(corpus)
     sets = [espeak]
-    real = _voice_manifest(corpus, "festival", out / "heldout-festival.tsv", HELD_OUT_FILES)
+    real = voice_manifest(corpus, "festival", out / "heldout-festival.tsv", HELD_OUT_FILES)
     if real is not None:
         sets.append(HeldOut("festival", real, None, REAL_REFERENCES))
     else:
