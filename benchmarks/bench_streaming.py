@@ -135,6 +135,7 @@ def bench_rtf(seconds: float) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, preset, ov in (
         ("streaming", "streaming", []),
+        ("streaming-sf (pitch, source-filter)", "streaming-sf", []),
         ("default + causal + block", "default", ["model.causal=true", "model.normalization=block"]),
     ):
         codec = make_codec(preset, ov)
@@ -173,6 +174,7 @@ def bench_latency() -> None:
     print("|---|---|---|")
     for name, preset, ov, kw in (
         ("streaming", "streaming", [], {}),
+        ("streaming-sf (pitch, source-filter)", "streaming-sf", [], {}),
         ("tiny (non-causal, windows of 1 frame)", "tiny", [], {"window_frames": 1}),
     ):
         codec = make_codec(preset, ov)
@@ -199,7 +201,7 @@ def bench_vs_offline(seconds: float) -> None:
     wav = speech(seconds)
     print("| model | chunk | window frames | codes equal | max abs audio difference |")
     print("|---|---|---|---|---|")
-    for preset in ("streaming", "tiny", "default"):
+    for preset in ("streaming", "streaming-sf", "tiny", "default"):
         codec = make_codec(preset, [])
         ref = codec.encode(wav, 16000, n_q=3)
         out = codec.decode(ref).numpy()

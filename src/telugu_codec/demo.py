@@ -38,7 +38,7 @@ REAL_REFERENCES = ("codec2-3200",)
 AMPLITUDE = (0.9, 1.1)  # the output/input RMS every validation should stay within
 TWO_VOICE_DATA = REPO_ROOT / "data" / "te-2voice"  # made on the first demo (not bundled)
 HELD_OUT_FILES = 30  # of the real speaker's held-out sentences, spread over the list
-DEMO_PRESET = "tiny-istft"
+DEMO_PRESET = "tiny-sf"
 
 
 @dataclass
