@@ -565,6 +565,32 @@ def _git_commit() -> str:
     return r.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
+def headline(run: dict) -> str:
+    """One line: the PESQ-WB margin at <= 3 kbps (last checkpoints) and the CPU each side got."""
+    from telugu_codec.evaluation.intervals import mean_interval
+
+    pair = next((p for p in run["pairs"] if p[0] == "<= 3 kbps, ours last"), None)
+    if pair is None:
+        return ""
+    _, a, b = pair
+    iv = mean_interval(paired_differences(a["per_file"]["pesq_wb"], b["per_file"]["pesq_wb"]))
+    if iv.mean is None:
+        return ""
+    verdict = "no clear difference"
+    if iv.low is not None and iv.low > 0:
+        verdict = "ours ahead"
+    elif iv.high is not None and iv.high < 0:
+        verdict = "DAC ahead"
+    e = run["train"]["ended"]
+    ours, dac = (mean_interval(list(r["per_file"]["pesq_wb"].values())) for r in (a, b))
+    return (
+        f"**Result: after {run['minutes']:g} minutes each (ours {e['ours']['cpu_s'] / 60:.1f} "
+        f"CPU-min, DAC {e['dac']['cpu_s'] / 60:.1f} CPU-min), PESQ-WB ours - DAC at <= 3 kbps "
+        f"= {_fmt(iv)} over {iv.n} files ({verdict}): {_fmt(ours)} ({a['kbps']:.2f} kbps) "
+        f"against {_fmt(dac)} ({b['kbps']:.2f} kbps).**"
+    )
+
+
 def write_results(path: Path, run: dict) -> str:
     """The Markdown report of one run (`run` as `main` collects it)."""
     from telugu_codec.evaluation.intervals import mean_interval
@@ -598,6 +624,7 @@ def write_results(path: Path, run: dict) -> str:
                 else "none ran at the start."
             )
         )
+    lines += ["", headline(run)] if headline(run) else []
     lines += [
         "",
         "## Load during the run",
@@ -610,11 +637,14 @@ def write_results(path: Path, run: dict) -> str:
     ]
     for s in t["samples"]:
         c = s["cpu_s"]
-        top = "; ".join(f"`{cmd[:60]}` {sec:g}" for cmd, sec in s["top_other"] if sec >= 1)
+        top = "; ".join(f"`{cmd[:60]}` {sec:g}" for cmd, sec in s.get("top_other", []) if sec >= 1)
+        load = " / ".join(f"{v:.2f}" if v is not None else "?" for v in s["load"])
         lines.append(
-            f"| {s['minute']:.1f} | {' / '.join(f'{v:.2f}' for v in s['load'])} "
+            f"| {s['minute']:.1f} | {load} "
             f"| {c['ours']:.0f} | {c['dac']:.0f} | {c['other']:.0f} | {top or '-'} |"
         )
+    if t.get("note"):
+        lines += ["", t["note"]]
     ours_steps, ours_s = o["state"]["step"], o["state"]["train_seconds"]
     lines += [
         "",
@@ -684,6 +714,125 @@ def write_results(path: Path, run: dict) -> str:
     return text
 
 
+def score(args: argparse.Namespace) -> dict:
+    """Everything after the trainings, from ``args.out`` (its train.json): DAC's decodes, the
+    scores of both sides, run.json and the report. Run in a fresh interpreter, so that it
+    reads checkpoints with the package as it is now, not as it was when the run started."""
+    import importlib.metadata as md
+
+    import torch
+
+    from telugu_codec.config import load_config
+    from telugu_codec.evaluation.evaluate import list_inputs
+    from telugu_codec.model.codec import Codec
+    from telugu_codec.model.discriminators import Discriminators
+    from telugu_codec.train.checkpoints import latest_checkpoint
+
+    out = Path(args.out)
+    trained = json.loads((out / "train.json").read_text())
+    bts = _speed_bench()
+    cfg = load_config(args.preset, list(args.set))
+    model, disc, spec_notes = bts.dac_spec(cfg)
+    dac = json.loads((out / "dac" / "result.json").read_text())
+    summary = parse_train_summary((out / "ours.log").read_text())
+
+    files, _ = list_inputs(args.val_data)
+    files = files[: args.max_files] if args.max_files else files
+    sr = model["sample_rate"]
+    dac_rows = decode_and_score_dac(args, model, files, out, dac["steps"])
+    ours_rows, pairs = [], []
+    checkpoints = [("last", latest_checkpoint(out / "ours"))]
+    best = out / "ours" / "checkpoints" / "best"
+    if (best / "source.json").exists():
+        source = json.loads((best / "source.json").read_text())["checkpoint"]
+        if source != checkpoints[0][1].name:  # the same weights need no second evaluation
+            checkpoints.append(("best", best))
+    for label, ckpt in checkpoints:
+        rows = score_ours(ckpt, label, files, args, out / f"eval_{label}")
+        ours_rows += rows
+        by_label = {r["choice"]: r for r in dac_rows}
+        for r in rows:
+            if r["choice"] in by_label:
+                pairs.append((f"{r['choice']}, ours {label}", r, by_label[r["choice"]]))
+    codec = Codec.load(checkpoints[0][1])
+    state = json.loads((checkpoints[0][1] / "state.json").read_text())
+    d_params = sum(p.numel() for p in Discriminators(cfg.discriminator, sr).parameters())
+    notes = [
+        f"DAC generator (`dac_spec`): {json.dumps(model)}. DAC's discriminator: periods "
+        f"{disc['periods']}, FFT sizes {disc['fft_sizes']}, MSD rates {disc['rates']}."
+        + "".join(f" Not matched: {n}." for n in spec_notes),
+        "Our preset's decoder is not DAC's kind, so DAC's `decoder_dim` is the SEANet width "
+        "`dac_spec` derives from our `decoder.channels`; G params are given side by side.",
+        "DAC's recipe: `bench_train_speed.dac_recipe` = scripts/train.py's `train_loop` with "
+        f"conf/base.yml's losses and lambdas {json.dumps(bts.DAC_LAMBDAS)}, AdamW(1e-4, "
+        "betas 0.8 / 0.99) and ExponentialLR(0.999996) for G and D, clip 1e3 / 10, amp off; "
+        "the reconstruction is zero-padded by 8 samples to the input length (see "
+        "bench_train_speed). Its quantizer dropout is ours (0.5; base.yml has 1.0).",
+        f"Ours: the `{args.preset}` preset's own recipe"
+        + (
+            f"; its discriminators join at step {cfg.train.d_warmup_steps} "
+            f"(`train.d_warmup_steps`), after the {state['step']} steps it made, so it trained "
+            "without them here, while DAC's step always runs its discriminator"
+            if cfg.train.d_warmup_steps > state["step"]
+            else ""
+        )
+        + ".",
+        "DAC's data: audiotools AudioLoader + AudioDataset on the same training folder "
+        f"({dac['train_files']} files), {cfg.data.batch_size} excerpts x "
+        f"{cfg.data.segment_seconds:g} s per batch, loudness-normalised as DAC's train.py "
+        "does (VolumeNorm -16 LUFS, RescaleAudio, ShiftPhase); in-process loading "
+        "(num_workers 0), as ours does on a CPU. Ours: its own crops at -16 dBFS RMS. "
+        "audiotools 0.7.2 reads file lengths with `torchaudio.info`, which torchaudio 2.9 "
+        "lacks; the worker reads them with soundfile instead (the only change to its data code).",
+        "Budgets: ours stops when its trainer's wall-clock training time (validations and "
+        "checkpoints included) passes the budget; DAC starts no step after its loop has run "
+        "the budget, so its last step may end up to one step late. Neither counts start-up.",
+        "DAC decodes with its own `compress` (win_duration None: one window per file) / "
+        "`decompress`; the codes are cut to n_q first, because `compress` keeps every "
+        "codebook's codes whatever `n_quantizers` says. The input gets one hop (320 samples) "
+        "of zeros at the end, and the file's own length and loudness are put back in the "
+        "DACFile: DAC's decoder returns 8 samples fewer than its input at these rates, and "
+        "`decompress` fails on that otherwise.",
+        f"Scores: `telugu_codec.metrics` {', '.join(METRIC_NAMES)} against "
+        "`load_audio(file, 16000)`, on float32 wavs (no 16-bit rounding on either side).",
+        "Torch differs: ours runs torch "
+        f"{torch.__version__}, DAC's environment torch {dac['torch']} (as specified for it).",
+    ]
+    if len(checkpoints) > 1:
+        notes.append(
+            "Our 'best' checkpoint is chosen on the evaluation folder itself (the run's "
+            "--val-data), so its row is optimistic; 'last' is the like-for-like row."
+        )
+    run = dict(
+        trained,
+        machine=(
+            f"{platform.processor() or platform.machine()}, nproc {os.cpu_count()}, Python "
+            f"{platform.python_version()}"
+        ),
+        ours_torch=torch.__version__,
+        ours_version=md.version("telugu-codec"),
+        ours={
+            "summary": summary,
+            "state": state,
+            "g_params": sum(p.numel() for p in codec.parameters()),
+            "d_params": d_params,
+        },
+        dac=dac,
+        preset=args.preset,
+        minutes=args.minutes,
+        batch=cfg.data.batch_size,
+        segment=cfg.data.segment_seconds,
+        val_data=args.val_data,
+        n_files=len(files),
+        rows=dac_rows + ours_rows,
+        pairs=pairs,
+        notes=notes,
+    )
+    (out / "run.json").write_text(json.dumps(run, indent=1, default=str))
+    print(write_results(Path(args.results), run))
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--dac-train"]:
@@ -705,21 +854,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sample-every", type=float, default=60.0, help="seconds between samples")
     p.add_argument("--wait-for", default="", help="pgrep -f pattern to wait for first")
     p.add_argument("--wait-minutes", type=float, default=70.0)
+    p.add_argument("--score-only", action="store_true", help="score the trainings already in --out")
     p.add_argument("--render", metavar="RUN_JSON", help="only rewrite --results from a run.json")
     args = p.parse_args(argv)
     if args.render:
         print(write_results(Path(args.results), json.loads(Path(args.render).read_text())))
         return 0
-
-    import importlib.metadata as md
-
-    import torch
+    if args.score_only:
+        score(args)
+        return 0
 
     from telugu_codec.config import load_config
-    from telugu_codec.evaluation.evaluate import list_inputs
-    from telugu_codec.model.codec import Codec
-    from telugu_codec.model.discriminators import Discriminators
-    from telugu_codec.train.checkpoints import latest_checkpoint
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
@@ -731,97 +876,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"{python} benchmarks/bench_train_quality.py " + " ".join(argv)
     wait = wait_for_quiet(args.wait_for, args.wait_minutes) if args.wait_for else None
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    bts = _speed_bench()
     cfg = load_config(args.preset, list(args.set))
-    model, disc, spec_notes = bts.dac_spec(cfg)
+    model, disc, _ = _speed_bench().dac_spec(cfg)
     print(f"DAC model {json.dumps(model)}; discriminator {json.dumps(disc)}", flush=True)
     train = train_both(args, cfg, model, disc, out)
-    if any(v["rc"] != 0 for v in train["ended"].values()):
-        raise SystemExit(f"a training failed: {train['ended']}; see {out}/*.log")
-    dac = json.loads((out / "dac" / "result.json").read_text())
-    summary = parse_train_summary((out / "ours.log").read_text())
-
-    files, _ = list_inputs(args.val_data)
-    files = files[: args.max_files] if args.max_files else files
-    sr = model["sample_rate"]
-    dac_rows = decode_and_score_dac(args, model, files, out, dac["steps"])
-    ours_rows, pairs = [], []
-    checkpoints = [("last", latest_checkpoint(out / "ours"))]
-    best = out / "ours" / "checkpoints" / "best"
-    if (best / "source.json").exists():
-        checkpoints.append(("best", best))
-    for label, ckpt in checkpoints:
-        rows = score_ours(ckpt, label, files, args, out / f"eval_{label}")
-        ours_rows += rows
-        by_label = {r["choice"]: r for r in dac_rows}
-        for r in rows:
-            if r["choice"] in by_label:
-                pairs.append((f"{r['choice']}, ours {label}", r, by_label[r["choice"]]))
-    codec = Codec.load(checkpoints[0][1])
-    d_params = sum(p.numel() for p in Discriminators(cfg.discriminator, sr).parameters())
-    notes = [
-        f"DAC generator (`dac_spec`): {json.dumps(model)}. DAC's discriminator: periods "
-        f"{disc['periods']}, FFT sizes {disc['fft_sizes']}, MSD rates {disc['rates']}."
-        + "".join(f" Not matched: {n}." for n in spec_notes),
-        "Our preset's decoder is not DAC's kind, so DAC's `decoder_dim` is the SEANet width "
-        "`dac_spec` derives from our `decoder.channels`; G params are given side by side.",
-        "DAC's recipe: `bench_train_speed.dac_recipe` = scripts/train.py's `train_loop` with "
-        f"conf/base.yml's losses and lambdas {json.dumps(bts.DAC_LAMBDAS)}, AdamW(1e-4, "
-        "betas 0.8 / 0.99) and ExponentialLR(0.999996) for G and D, clip 1e3 / 10, amp off; "
-        "the reconstruction is zero-padded by 8 samples to the input length (see "
-        "bench_train_speed). Its quantizer dropout is ours (0.5; base.yml has 1.0).",
-        "DAC's data: audiotools AudioLoader + AudioDataset on the same training folder "
-        f"({dac['train_files']} files), {cfg.data.batch_size} excerpts x "
-        f"{cfg.data.segment_seconds:g} s per batch, loudness-normalised as DAC's train.py "
-        "does (VolumeNorm -16 LUFS, RescaleAudio, ShiftPhase); in-process loading "
-        "(num_workers 0), as ours does on a CPU. Ours: its own crops at -16 dBFS RMS.",
-        "Budgets: ours stops when its trainer's wall-clock training time (validations and "
-        "checkpoints included) passes the budget; DAC starts no step after its loop has run "
-        "the budget. Neither counts start-up.",
-        "DAC decodes with its own `compress` (win_duration None: one window per file) / "
-        "`decompress`; the codes are cut to n_q first, because `compress` keeps every "
-        "codebook's codes whatever `n_quantizers` says.",
-        f"Scores: `telugu_codec.metrics` {', '.join(METRIC_NAMES)} against "
-        "`load_audio(file, 16000)`; DAC's output is exactly the input length.",
-    ]
-    if len(checkpoints) > 1:
-        notes.append(
-            "Our 'best' checkpoint is chosen on the evaluation folder itself (the run's "
-            "--val-data), so its row is optimistic; 'last' is the like-for-like row."
-        )
-    run = {
+    trained = {
         "started": started,
         "commit": _git_commit(),
         "command": command,
-        "machine": (
-            f"{platform.processor() or platform.machine()}, nproc {os.cpu_count()}, Python "
-            f"{platform.python_version()}"
-        ),
-        "ours_torch": torch.__version__,
-        "ours_version": md.version("telugu-codec"),
         "wait": wait,
         "train": train,
-        "ours": {
-            "summary": summary,
-            "state": json.loads((checkpoints[0][1] / "state.json").read_text()),
-            "g_params": sum(p.numel() for p in codec.parameters()),
-            "d_params": d_params,
-        },
-        "dac": dac,
-        "preset": args.preset,
-        "minutes": args.minutes,
-        "batch": cfg.data.batch_size,
-        "segment": cfg.data.segment_seconds,
-        "val_data": args.val_data,
-        "n_files": len(files),
-        "rows": dac_rows + ours_rows,
-        "pairs": pairs,
-        "notes": notes,
     }
-    (out / "run.json").write_text(json.dumps(run, indent=1, default=str))
-    text = write_results(Path(args.results), run)
-    print(text)
-    return 0
+    (out / "train.json").write_text(json.dumps(trained, indent=1))
+    if any(v["rc"] != 0 for v in train["ended"].values()):
+        raise SystemExit(f"a training failed: {train['ended']}; see {out}/*.log")
+    # a fresh interpreter: the package may have changed on disk while the trainings ran
+    rest = [a for a in argv if a != "--score-only"] + ["--score-only"]
+    return subprocess.run([sys.executable, str(Path(__file__).resolve()), *rest]).returncode
 
 
 if __name__ == "__main__":
