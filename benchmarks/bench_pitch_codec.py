@@ -20,43 +20,22 @@ Usage (from the repository root; the study itself is the `compare` command):
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from demo_curve import curve
 
 from telugu_codec.data.synth_corpus import TWO_VOICE_DIR
 from telugu_codec.demo import DEFAULT_DATA, HELD_OUT_FILES, voice_manifest
 from telugu_codec.evaluation.evaluate import evaluate
+from telugu_codec.train.logging import read_metrics
 
 KEYS = ("pesq_wb", "stoi", "mel_distance", "pesq_split_magnitude", "pesq_split_phase")
 
 
-def curve(run: Path) -> list[tuple[int, float, float | None, float | None]]:
-    """(step, minutes, val PESQ-WB, val mel distance) of every validation of a run."""
-    wall, rows = {}, []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if r.get("kind") == "train" and "wall_seconds" in r:
-            wall[r["step"]] = r["wall_seconds"]
-        elif r.get("kind") == "val":
-            before = [s for s in wall if s <= r["step"]]
-            minutes = wall[max(before)] / 60 if before else 0.0
-            rows.append((r["step"], minutes, r.get("val/pesq"), r.get("val/mel_distance")))
-    return rows
-
-
 def seconds_per_step(run: Path) -> float:
     """Median wall seconds per training step over the run's logged intervals."""
-    pts = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if r.get("kind") == "train" and "wall_seconds" in r:
-            pts.append((r["step"], r["wall_seconds"]))
+    records = [r for r in read_metrics(run) if r.get("kind") == "train" and "wall_seconds" in r]
+    pts = [(r["step"], r["wall_seconds"]) for r in records]
     rates = sorted((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(pts, pts[1:]) if b[0] > a[0])
     return rates[len(rates) // 2] if rates else float("nan")
 
@@ -86,10 +65,10 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for run in runs:
-        for step, minutes, pesq, mel in curve(run):
+        for c in curve(run):
             lines.append(
-                f"| {run.name} | {seconds_per_step(run):.2f} | {step} | {minutes:.1f} | "
-                f"{_fmt(pesq)} | {_fmt(mel)} |"
+                f"| {run.name} | {seconds_per_step(run):.2f} | {c['step']} | {c['minutes']:.1f} | "
+                f"{_fmt(c['pesq'])} | {_fmt(c['mel_distance'])} |"
             )
     for name, data in sets.items():
         lines += ["", f"### {name} held-out sentences", ""]
