@@ -1,4 +1,5 @@
-"""The pure helpers of benchmarks/bench_train_quality.py: bitrate rows, parsing, pairing."""
+"""The pure helpers of benchmarks/bench_train_quality.py and its btq_* modules: bitrate rows,
+parsing, pairing, process trees."""
 
 from __future__ import annotations
 
@@ -8,54 +9,67 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train_quality.py"
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def btq():
-    spec = importlib.util.spec_from_file_location("bench_train_quality", SCRIPT)
+    """The driver, loaded by path; loading it puts benchmarks/ on sys.path for its modules."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_train_quality", BENCH / "bench_train_quality.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_codebook_choices_pitch_model_and_dac(btq):
+@pytest.fixture(scope="module")
+def scoring(btq):
+    return importlib.import_module("btq_score")
+
+
+@pytest.fixture(scope="module")
+def report(btq):
+    return importlib.import_module("btq_report")
+
+
+def test_codebook_choices_pitch_model_and_dac(scoring):
     # tiny-sf: 500 bit/s per codebook + a 400 bit/s pitch channel; DAC: 500 bit/s per codebook
-    ours = btq.codebook_choices(lambda n: 500 * n + 400, 6)
-    dac = btq.codebook_choices(lambda n: 500 * n, 6)
+    ours = scoring.codebook_choices(lambda n: 500 * n + 400, 6)
+    dac = scoring.codebook_choices(lambda n: 500 * n, 6)
     assert ours == [("full", 6), ("<= 3 kbps", 5), ("<= 1.5 kbps", 2)]
     assert dac == [("full", 6), ("<= 3 kbps", 6), ("<= 1.5 kbps", 3)]
-    assert btq.distinct_counts(dac) == [6, 3]
-    assert btq.distinct_counts(ours) == [6, 5, 2]
+    assert scoring.distinct_counts(dac) == [6, 3]
+    assert scoring.distinct_counts(ours) == [6, 5, 2]
 
 
-def test_codebook_choices_skips_a_cap_below_one_codebook(btq):
-    assert btq.codebook_choices(lambda n: 2000 * n, 4) == [("full", 4), ("<= 3 kbps", 1)]
+def test_codebook_choices_skips_a_cap_below_one_codebook(scoring):
+    assert scoring.codebook_choices(lambda n: 2000 * n, 4) == [("full", 4), ("<= 3 kbps", 1)]
 
 
-def test_dac_bitrate(btq):
+def test_dac_bitrate(scoring):
     # 6 codebooks of 1024 at hop 320 and 16 kHz: 6 x 10 bits x 50 frames/s
-    assert btq.dac_bitrate_bps(6, 1024, 16000, 320) == pytest.approx(3000.0)
-    assert btq.dac_bitrate_bps(3, 1024, 16000, 320) == pytest.approx(1500.0)
+    assert scoring.dac_bitrate_bps(6, 1024, 16000, 320) == pytest.approx(3000.0)
+    assert scoring.dac_bitrate_bps(3, 1024, 16000, 320) == pytest.approx(1500.0)
 
 
-def test_parse_train_summary_takes_the_last_line(btq):
+def test_parse_train_summary_takes_the_last_line(scoring):
     text = (
         "speed: 0.61 s/step\nmax_steps at step 3: 0.1 min, 0.001 h of audio; checkpoint a\n"
         "time_budget at step 845: 10.2 min, 0.94 h of audio; checkpoint b\n"
     )
-    assert btq.parse_train_summary(text) == {
+    assert scoring.parse_train_summary(text) == {
         "reason": "time_budget",
         "steps": 845,
         "minutes": 10.2,
     }
-    assert btq.parse_train_summary("no summary here") is None
+    assert scoring.parse_train_summary("no summary here") is None
 
 
-def test_paired_differences_skips_unavailable(btq):
+def test_paired_differences_skips_unavailable(report):
     ours = {"a": 2.0, "b": None, "c": 1.5, "d": 1.0}
     theirs = {"a": 1.0, "b": 1.0, "c": None}
-    assert btq.paired_differences(ours, theirs) == [1.0]
+    assert report.paired_differences(ours, theirs) == [1.0]
 
 
 def test_process_tree_helpers(btq):
