@@ -80,7 +80,7 @@ def test_yaml_file_with_base(tmp_path):
         "model.sample_rate=0",
         "train.g_optim.schedule=linear",
         "train.g_optim.betas=[0.8,1.5]",
-        "train.precision=fp16",
+        "train.precision=fp8",
         "train.guard.action=explode",
         "train.guard.lr_factor=0",
         "train.best_metric=snr",

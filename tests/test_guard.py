@@ -43,12 +43,12 @@ def test_non_finite_validation_is_caught():
 
 
 def test_degrading_mel_needs_patience_validations_in_a_row():
-    g = CollapseGuard(GuardConfig(patience=3))
-    seq = [1.0, 1.1, 1.2, 1.3]
+    g = CollapseGuard(GuardConfig(patience=3, mel_tolerance=0.1))
+    seq = [1.0, 1.15, 1.2, 1.3]
     out = [kinds(g.observe_validation(i, val(mel=m))) for i, m in enumerate(seq)]
     assert out == [[], [], [], ["degrading"]]
-    g2 = CollapseGuard(GuardConfig(patience=3))
-    seq = [1.0, 1.1, 1.0, 1.1, 1.2]  # interrupted streak
+    g2 = CollapseGuard(GuardConfig(patience=3, mel_tolerance=0.1))
+    seq = [1.0, 1.15, 1.0, 1.15, 1.2]  # interrupted streak
     assert all(g2.observe_validation(i, val(mel=m)) == [] for i, m in enumerate(seq))
 
 
@@ -56,6 +56,75 @@ def test_falling_snr_is_degrading():
     g = CollapseGuard(GuardConfig(patience=2))
     out = [kinds(g.observe_validation(i, val(snr=s))) for i, s in enumerate([5, 3, 1])]
     assert out[-1] == ["degrading"]
+
+
+def test_trends_are_judged_against_the_best_so_far():
+    """A slow SNR drift (0.4 dB per validation) never fell 0.5 dB from one validation to the
+    next, so the old rule never saw it; against the best it is caught. And a run that rises a
+    little from its best and stays near it is healthy (the old rule counted rises in a row)."""
+    g = CollapseGuard(GuardConfig(patience=3, snr_tolerance=1.0))
+    drift = [10.0, 9.6, 9.2, 8.8, 8.4, 8.0]  # 1.2, 1.6, 2.0 dB below the best at the end
+    out = [kinds(g.observe_validation(i, val(snr=s))) for i, s in enumerate(drift)]
+    assert out == [[], [], [], [], [], ["degrading"]]
+    assert "below its best 10.00 dB" in g.observe_validation(6, val(snr=7.0))[0].message
+    near_best = CollapseGuard(GuardConfig(patience=3, mel_tolerance=0.1))
+    plateau = [1.0, 0.7, 0.72, 0.74, 0.76, 0.75]  # each of 0.72 -> 0.76 above the previous
+    assert all(near_best.observe_validation(i, val(mel=m)) == [] for i, m in enumerate(plateau))
+
+
+# a run with a discriminator from step 1000, validated every 500 steps: positive SNR before it
+GAN_FROM = 1000
+STEPS = [500, 1000, 1500, 2000, 2500, 3000, 3500]
+
+
+def _history(guard, snr, mel=None, amp=None):
+    mel = mel or [1.0] * len(snr)
+    amp = amp or [1.0] * len(snr)
+    return [
+        kinds(guard.observe_validation(step, val(amp=a, mel=m, snr=s)))
+        for step, s, m, a in zip(STEPS, snr, mel, amp)
+    ]
+
+
+def test_snr_falling_after_the_gan_joins_is_not_a_collapse():
+    """GAN codecs trade waveform SNR for perceptual quality once the adversarial terms join:
+    SNR falls 6 dB there while mel distance and amplitude hold. Not a collapse."""
+    snr = [8.0, 9.0, 6.5, 5.0, 4.0, 3.0, 3.0]
+    mel = [1.0, 0.9, 0.92, 0.9, 0.88, 0.89, 0.87]
+    gan = CollapseGuard(GuardConfig(patience=3), adversarial_from=GAN_FROM)
+    assert _history(gan, snr, mel) == [[]] * len(STEPS)
+    # the same history without a GAN phase is a degrading run
+    plain = CollapseGuard(GuardConfig(patience=3))
+    assert ["degrading"] in _history(plain, snr, mel)
+    # the validation at the step the GAN joins has seen no adversarial update yet
+    assert not gan.adversarial(GAN_FROM) and gan.adversarial(GAN_FROM + 1)
+
+
+def test_a_collapse_inside_the_gan_phase_is_still_caught():
+    snr = [8.0, 9.0, 5.0, 3.0, 2.0, 1.0, 1.0]
+    # amplitude collapse: caught at once
+    g = CollapseGuard(GuardConfig(patience=3), adversarial_from=GAN_FROM)
+    amp = [1.0, 1.0, 1.0, 0.1, 1.0, 1.0, 1.0]
+    assert _history(g, snr, amp=amp)[3] == ["amplitude_low"]
+    # mel distance doubling (against the pre-GAN best) for `patience` validations
+    g = CollapseGuard(GuardConfig(patience=3), adversarial_from=GAN_FROM)
+    mel = [1.0, 0.9, 1.8, 1.8, 1.9, 1.9, 1.9]
+    out = _history(g, snr, mel=mel)
+    assert out[:4] == [[], [], [], []] and out[4] == ["degrading"]
+    message = g.observe_validation(4000, val(mel=1.9, snr=1.0))[0].message
+    assert "mel distance 1.9 more than 10% above its best 0.9" in message
+    # a validation that measured nothing says so (the streak is not judged without a value)
+    assert kinds(g.observe_validation(4500, {})) == ["unmeasured"]
+
+
+def test_the_quantizer_warm_up_sets_no_best():
+    """Latents pass unquantized while the quantizer gathers its k-means data: a best mel
+    distance from then would make the quantized model look degraded ever after."""
+    g = CollapseGuard(GuardConfig(patience=2))
+    warm = val(mel=0.2) | {"val/quantizer_warming_up": 1.0}
+    assert g.observe_validation(1, warm) == []
+    assert all(g.observe_validation(i, val(mel=0.5)) == [] for i in range(2, 6))
+    assert g.state.best_mel == 0.5
 
 
 def test_discriminator_overpowering_after_patience_steps():
@@ -85,6 +154,10 @@ def test_state_roundtrip():
     h = CollapseGuard(GuardConfig())
     h.load_state_dict(g.state_dict())
     assert h.state == g.state
+    # a checkpoint of the previous version (trends against the previous validation) loads
+    old = {"prev_mel": 1.0, "prev_snr": 5.0, "mel_rising": 1, "d_low_steps": 0, "history": []}
+    h.load_state_dict(old)
+    assert h.state.best_mel is None and h.state.mel_rising == 1
 
 
 def test_codebook_collapse_is_flagged_on_any_codebook():
@@ -129,3 +202,59 @@ def test_a_validation_that_measured_nothing_is_not_healthy():
     events = g.observe_validation(1, {})
     assert kinds(events) == ["unmeasured"]
     assert CollapseGuard.summary(events) != "healthy"
+
+
+@pytest.fixture
+def speech_dir(tmp_path):
+    import soundfile as sf
+
+    from .conftest import speechlike
+
+    d = tmp_path / "speech"
+    d.mkdir()
+    for i in range(4):
+        sf.write(d / f"u{i}.wav", speechlike(1.0, seed=i), 16000)
+    return d
+
+
+def _guarded_run(tmp_path, speech_dir, monkeypatch, history):
+    """Six steps with the discriminators from step 2, validated after every step; the
+    validations report `history[step]` = (amplitude, mel distance, SNR)."""
+    from .test_trainer import make_trainer
+
+    t = make_trainer(
+        tmp_path / "run",
+        speech_dir,
+        "model.quantizer.kind=fsq",  # no warm-up: every validation is judged
+        "train.d_warmup_steps=2",
+        "train.val_every=1",
+        "train.guard.action=rollback",
+        "train.guard.patience=2",
+        "train.guard.max_rollbacks=1",
+    )
+    assert t.guard.adversarial_from == 2
+
+    def validate():
+        amp, mel, snr = history[t.state["step"]]
+        return val(amp=amp, mel=mel, snr=snr)
+
+    monkeypatch.setattr(t, "validate", validate)
+    result = t.train(6)
+    return result, [e["event"] for e in result.events]
+
+
+def test_trainer_tells_the_guard_when_the_gan_joins(tmp_path, speech_dir, monkeypatch):
+    """SNR falls 7 dB once the adversarial terms train the codec; mel distance and amplitude
+    hold: no warning, no rollback."""
+    history = {s: (1.0, 1.0, snr) for s, snr in zip(range(1, 7), [9.0, 9.5, 6.0, 4.0, 3.0, 2.5])}
+    result, events = _guarded_run(tmp_path, speech_dir, monkeypatch, history)
+    assert result.reason == "max_steps" and result.step == 6
+    assert "rollback" not in events and "warning" not in events
+
+
+def test_trainer_still_rolls_back_a_collapse_inside_the_gan_phase(
+    tmp_path, speech_dir, monkeypatch
+):
+    history = {s: (1.0 if s < 4 else 0.1, 1.0, 9.0) for s in range(1, 7)}
+    result, events = _guarded_run(tmp_path, speech_dir, monkeypatch, history)
+    assert "rollback" in events and result.reason == "guard"

@@ -73,6 +73,73 @@ def test_balancer_state_is_json_and_resumes_identically():
         b.load_state_dict({"ema_sum": 3})
 
 
+def test_balancer_norms_and_sum_are_fp32_for_a_bf16_output():
+    """Under bf16 autocast the decoder output (and so each loss's gradient) may be bf16: the
+    norms, their averages and the combined gradient are fp32 all the same."""
+    torch.manual_seed(0)
+    y = torch.randn(2, 1, 64).bfloat16().requires_grad_(True)
+    balancer = LossBalancer({"a": 1.0, "b": 1.0})
+    losses = _two_half_losses(y.float(), 1e3, 1e-3)
+    grad, metrics = balancer.combined_grad(losses, y)
+    assert grad.dtype == torch.float32
+    (ga,) = torch.autograd.grad(losses["a"], [y], retain_graph=True)
+    assert metrics["grad_norm/a"] == pytest.approx(
+        float(ga.float().flatten(1).norm(dim=1).mean()), rel=1e-6
+    )
+    balancer.backward(losses, y)  # the gradient reaches a bf16 output in its dtype
+    assert y.grad.dtype == torch.bfloat16
+
+
+def test_a_non_finite_norm_leaves_the_averages_alone():
+    """A NaN loss (the step is skipped) must not poison the moving averages for good."""
+    x = torch.randn(1, 1, 64)
+    balancer = LossBalancer({"a": 1.0, "b": 1.0}, ema_decay=0.5)
+    y = x.clone().requires_grad_(True)
+    balancer.backward(_two_half_losses(y, 1.0, 1.0), y)
+    state = balancer.state_dict()
+    y = x.clone().requires_grad_(True)
+    balancer.backward(_two_half_losses(y, float("nan"), 1.0), y)
+    assert balancer.state_dict() == state
+
+
+def _balancer_rank(rank: int, world: int, init_file: str, out: str) -> None:
+    """One of two gloo processes: two balanced steps on this rank's own losses."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(rank)
+    balancer = LossBalancer({"a": 1.0, "b": 3.0}, ema_decay=0.5)
+    local = []  # this rank's own norms, per step: (a, b)
+    for step in range(2):
+        y = torch.randn(2, 1, 64).requires_grad_(True)
+        losses = _two_half_losses(y, (rank + 1) * 10.0**step, 1.0)
+        grads = [torch.autograd.grad(losses[k], [y], retain_graph=True)[0] for k in "ab"]
+        local.append([float(g.flatten(1).norm(dim=1).mean()) for g in grads])
+        balancer.combined_grad(losses, y)
+    torch.save({"state": balancer.state_dict(), "local": local}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_balancer_averages_the_norms_over_ddp_ranks(tmp_path):
+    """Two gloo processes with different losses: both keep the same moving averages, those of
+    the ranks' mean norms (each rank kept its own before, and applied its own scales)."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_balancer_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert r0["state"] == r1["state"]
+    for i, name in enumerate("ab"):
+        ema_sum = ema_count = 0.0
+        for step in range(2):
+            mean = (r0["local"][step][i] + r1["local"][step][i]) / 2
+            ema_sum, ema_count = 0.5 * ema_sum + mean, 0.5 * ema_count + 1.0
+        assert r0["state"]["ema_sum"][name] / r0["state"]["ema_count"][name] == pytest.approx(
+            ema_sum / ema_count, rel=1e-5
+        )
+    assert r0["local"][1][0] != r1["local"][1][0]  # the ranks really saw different norms
+
+
 def test_balancer_from_config_and_bad_input():
     balancer = LossBalancer.from_config(load_config("encodec").loss)
     assert balancer.weights == {"l1": 0.1, "mel": 1.0, "adv": 3.0, "fm": 3.0}

@@ -394,7 +394,12 @@ class GuardConfig:
     action: str = "rollback"  # warn | stop | rollback
     min_amplitude: float = 0.5
     max_amplitude: float = 2.0
-    patience: int = 3  # validations of worsening SNR and mel distance before acting
+    patience: int = 3  # validations in a row of a worse SNR or mel distance before acting
+    # "worse" is against the best so far: mel distance more than this share above its best ...
+    mel_tolerance: float = 0.1
+    # ... or SNR more than this many dB below its best (judged only before the adversarial
+    # terms join: a GAN trades waveform SNR for perceptual quality)
+    snr_tolerance: float = 1.0
     min_d_loss: float = 0.01  # discriminator loss below this ...
     d_loss_patience: int = 200  # ... for this many steps means D is overpowering G
     min_codebook_usage: float = 0.02  # share of the first codebook used at validation
@@ -417,7 +422,8 @@ class TrainConfig:
     d_warmup_steps: int = 0  # adversarial terms start after this many steps
     d_update_every: int = 1
     grad_accum: int = 1
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    # auto: bf16 on GPUs with native bf16, fp16 + loss scaling on older GPUs, fp32 on the CPU
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
     # torch.compile the encoder, decoder and discriminators (their state-dict keys unchanged);
     # pays a compile time at the start, worth it on a GPU for long runs
     compile: bool = False

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.distributed as dist
 
 from ..config import LossConfig
 from ..errors import CheckpointError, ConfigError
@@ -69,10 +72,12 @@ class LossBalancer:
         weights = {n: float(getattr(cfg, n)) for n in names if getattr(cfg, n) > 0}
         return cls(weights, cfg.balancer_ema, cfg.balancer_total_norm)
 
-    def _norm(self, grad: torch.Tensor) -> float:
+    def _norm(self, grad: torch.Tensor) -> torch.Tensor:
+        """() fp32: the per-item L2 norm averaged over the batch (or the whole-batch norm)."""
+        grad = grad.float()
         if self.per_batch_item and grad.dim() > 1:
-            return float(grad.flatten(1).norm(dim=1).mean())
-        return float(grad.norm())
+            return grad.flatten(1).norm(dim=1).mean()
+        return grad.norm()
 
     def _update(self, name: str, value: float) -> float:
         beta = self.ema_decay
@@ -80,17 +85,27 @@ class LossBalancer:
         self.ema_count[name] = beta * self.ema_count.get(name, 0.0) + 1.0
         return self.ema_sum[name] / self.ema_count[name]
 
+    def _average(self, name: str, fallback: float) -> float:
+        """The moving average without updating it (`fallback` before the first update)."""
+        if self.ema_count.get(name):
+            return self.ema_sum[name] / self.ema_count[name]
+        return fallback
+
     def combined_grad(
         self, losses: dict[str, torch.Tensor], output: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The balanced gradient w.r.t. `output` (without backpropagating it further).
+
+        Under DDP every process calls it with its share of the batch: the gradient norms are
+        averaged over processes before the moving averages are updated, so every rank keeps the
+        same averages and applies the same scales.
 
         Args:
             losses: name -> scalar loss that depends on the model only through `output`.
             output: the decoder output y, e.g. (B, 1, T), part of the autograd graph.
 
         Returns:
-            (g, metrics): g has `output`'s shape; per loss name n the metrics hold
+            (g, metrics): g has `output`'s shape, in fp32; per loss name n the metrics hold
             ``grad_norm/n`` (this step's ||dl_n/dy||), ``grad_ema/n`` (its moving average) and
             ``grad_share/n`` (the norm of its rescaled gradient, which the balancer steers to
             total_norm * w_n / sum(w)); plus ``grad_norm/total`` for the combined gradient.
@@ -100,22 +115,32 @@ class LossBalancer:
         unknown = sorted(set(losses) - set(self.weights))
         if unknown:
             raise KeyError(f"no balancer weight for loss(es) {unknown}")
-        combined = torch.zeros_like(output)
+        # fp32 whatever the output's dtype: under bf16 autocast the norms and the sum of
+        # rescaled gradients lost the small terms to bf16's 8-bit mantissa
+        combined = torch.zeros_like(output, dtype=torch.float32)
         metrics: dict[str, float] = {}
         if not losses:
             return combined, metrics
-        total_weight = sum(self.weights[n] for n in losses)
-        for name, loss in losses.items():
-            (grad,) = torch.autograd.grad(loss, [output], retain_graph=True)
-            norm = self._norm(grad)
-            avg = self._update(name, norm)
+        names = list(losses)
+        grads = [
+            torch.autograd.grad(losses[n], [output], retain_graph=True)[0].float() for n in names
+        ]
+        # one all-reduce and one host transfer for every term: under DDP each process sees
+        # its share of the batch, and the averages must be the same on every rank
+        norms = _mean_over_processes(torch.stack([self._norm(g) for g in grads])).tolist()
+        # a non-finite norm (the step will be skipped) must not poison the moving averages
+        finite = all(math.isfinite(v) for v in norms)
+        total_weight = sum(self.weights[n] for n in names)
+        for name, grad, norm in zip(names, grads, norms):
+            avg = self._update(name, norm) if finite else self._average(name, norm)
             scale = self.total_norm * (self.weights[name] / total_weight) / (avg + self.eps)
             combined.add_(grad, alpha=scale)
             metrics[f"grad_norm/{name}"] = norm
             metrics[f"grad_ema/{name}"] = avg
             metrics[f"grad_share/{name}"] = scale * norm
-        self.steps += 1
-        metrics["grad_norm/total"] = self._norm(combined)
+        if finite:
+            self.steps += 1
+        metrics["grad_norm/total"] = float(self._norm(combined))
         return combined, metrics
 
     def backward(self, losses: dict[str, torch.Tensor], output: torch.Tensor) -> dict[str, float]:
@@ -126,7 +151,7 @@ class LossBalancer:
         if not losses:
             return {}
         grad, metrics = self.combined_grad(losses, output)
-        output.backward(grad)
+        output.backward(grad.to(output.dtype))
         return metrics
 
     def state_dict(self) -> dict[str, object]:
@@ -153,3 +178,12 @@ class LossBalancer:
                 "start without it or use a checkpoint written by this version"
             ) from e
         self.ema_sum, self.ema_count, self.steps = ema_sum, ema_count, steps
+
+
+def _mean_over_processes(values: torch.Tensor) -> torch.Tensor:
+    """The mean of `values` over the processes of the default group (itself without one)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        values = values.clone()
+        dist.all_reduce(values)
+        values /= dist.get_world_size()
+    return values

@@ -92,14 +92,18 @@ class Decoder(nn.Module):
             return_features: also return each stage's output.
 
         Returns:
-            waveform (B, 1, F * hop) [, features].
+            waveform (B, 1, F * hop) [, features], the waveform in fp32 under any autocast.
         """
         h = self.bottleneck(self.conv_in(z))
         features = []
         for block in self.blocks:
             h = block(h)
             features.append(h)
-        y = self.conv_out(self.act_out(h))  # (B, p, T / p)
+        # The last Snake and convolution in fp32: a bf16 waveform has an 8-bit mantissa, so the
+        # discriminators would compare fp32 real audio with visibly rounded fakes, a cue the
+        # generator can never remove. Cheap: `patch_size` output channels.
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            y = self.conv_out(self.act_out(h.float()))  # (B, p, T / p)
         if self.patch_size > 1:
             b, p, n = y.shape
             y = y.transpose(1, 2).reshape(b, 1, n * p)

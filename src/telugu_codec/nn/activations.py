@@ -13,24 +13,30 @@ class _SnakeFn(torch.autograd.Function):
     dy/dalpha = x sin(2u) / alpha - sin^2(u) / alpha^2 = (x sin(2u) - (y - x)) / alpha.
     Autograd through the plain expression keeps five intermediate tensors and runs about twice
     as many elementwise passes (`benchmarks/bench_snake.py`, BENCHMARKS.md).
+
+    Computes in x's dtype (alpha is cast to it); alpha's gradient is summed in fp32 (or x's
+    dtype if wider) and returned in alpha's dtype.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, inv_alpha: torch.Tensor):
-        y = torch.mul(alpha, x)
-        y.sin_().pow_(2).mul_(inv_alpha).add_(x)
+        y = torch.mul(alpha.to(x.dtype), x)
+        y.sin_().pow_(2).mul_(inv_alpha.to(x.dtype)).add_(x)
         ctx.save_for_backward(x, alpha, inv_alpha, y)
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, alpha, inv_alpha, y = ctx.saved_tensors
-        sin2u = torch.mul(alpha, x).mul_(2).sin_()  # sin(2 alpha x)
+        sin2u = torch.mul(alpha.to(x.dtype), x).mul_(2).sin_()  # sin(2 alpha x)
         grad_x = grad_alpha = None
         if ctx.needs_input_grad[1]:
-            # (x sin 2u - (y - x)) / alpha, summed over batch and time
+            # (x sin 2u - (y - x)) / alpha, summed over batch and time (in fp32 at least: a
+            # bf16 sum over B x T elements would round alpha's gradient)
             part = torch.mul(x, sin2u).sub_(y).add_(x).mul_(grad)
-            grad_alpha = part.sum(dim=(0, 2), keepdim=True).mul_(inv_alpha)
+            acc = torch.promote_types(x.dtype, torch.float32)
+            grad_alpha = part.sum(dim=(0, 2), keepdim=True, dtype=acc)
+            grad_alpha = grad_alpha.mul_(inv_alpha.to(acc)).to(alpha.dtype)
         if ctx.needs_input_grad[0]:
             grad_x = sin2u.add_(1).mul_(grad)
         return grad_x, grad_alpha, None
@@ -46,6 +52,9 @@ def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     hand-written backward (`_SnakeFn`) does the same for training. Gradients reach `alpha`
     through the 1e-9 guard as 1/(alpha + 1e-9) does: the difference is below float precision.
 
+    The output has x's dtype: under bf16 autocast the activations stay bf16 (the fp32 alpha
+    promoted them to fp32 before, doubling the memory and the time of every layer after).
+
     Args:
         x: (B, C, T).
         alpha: (1, C, 1), positive.
@@ -54,9 +63,10 @@ def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
         if alpha.shape == (1, x.shape[1], 1):
             return _SnakeFn.apply(x, alpha, inv_alpha.detach())
-        return x + inv_alpha * torch.sin(alpha * x).pow(2)
-    s = torch.mul(alpha, x)  # (B, C, T), the only new buffer
-    s.sin_().pow_(2).mul_(inv_alpha)
+        alpha, inv_alpha = alpha.to(x.dtype), inv_alpha.to(x.dtype)
+        return x + (inv_alpha * torch.sin(alpha * x).pow(2)).to(x.dtype)
+    s = torch.mul(alpha.to(x.dtype), x)  # (B, C, T), the only new buffer
+    s.sin_().pow_(2).mul_(inv_alpha.to(x.dtype))
     return s.add_(x)
 
 

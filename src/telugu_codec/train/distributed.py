@@ -60,6 +60,18 @@ def all_reduce_max(value: int, info: DistInfo, device: torch.device) -> int:
     return int(t.item())
 
 
+def all_ranks_true(flags: torch.Tensor, info: DistInfo) -> list[bool]:
+    """Each of `flags` (k,) bool, true only where it is true on every rank (all ranks call).
+
+    One collective and one host transfer for the k flags together. Every rank gets the same
+    answer, so a decision taken on it (skip a non-finite update) is taken by all of them.
+    """
+    flags = flags.reshape(-1).to(torch.int32)
+    if info.enabled:
+        dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+    return [bool(v) for v in flags.tolist()]
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -3,8 +3,13 @@
 Failure modes it detects (each tested by inducing it, see tests/test_guard.py):
 - amplitude collapse or blow-up: validation output RMS / input RMS outside
   [min_amplitude, max_amplitude] (our user's run fell to 0.07 at epoch 35);
-- quality degrading: validation mel distance rising, or SNR falling, for `patience`
-  validations in a row;
+- quality degrading: validation mel distance more than `mel_tolerance` above its best so far,
+  or SNR more than `snr_tolerance` dB below its best, for `patience` validations in a row.
+  Trends are judged against the best so far, not the previous validation: a slow drift adds
+  up, and one good validation does not hide a worse run. The SNR rule is off once the
+  adversarial terms have joined (`adversarial_from`): GAN codecs trade waveform SNR for
+  perceptual quality there, so a falling SNR is expected; amplitude, mel distance and the
+  codebooks still watch for collapse in that phase;
 - non-finite losses or gradients (counted by the trainer, reported here);
 - the discriminator overpowering the generator: D loss below `min_d_loss` for
   `d_loss_patience` steps in a row;
@@ -23,7 +28,7 @@ checkpoint with lower learning rates) according to `GuardConfig.action`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from ..config import GuardConfig
 from ..errors import ConfigError
@@ -43,10 +48,10 @@ class GuardEvent:
 
 @dataclass
 class GuardState:
-    prev_mel: float | None = None
-    prev_snr: float | None = None
-    mel_rising: int = 0
-    snr_falling: int = 0
+    best_mel: float | None = None
+    best_snr: float | None = None  # before the adversarial terms join
+    mel_rising: int = 0  # validations in a row above the best mel distance (+ tolerance)
+    snr_falling: int = 0  # validations in a row below the best SNR (- tolerance)
     d_low_steps: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -54,15 +59,24 @@ class GuardState:
 class CollapseGuard:
     """Stateful detector; its state goes into checkpoints (plain JSON)."""
 
-    def __init__(self, cfg: GuardConfig, num_codes: list[int] | None = None):
+    def __init__(
+        self,
+        cfg: GuardConfig,
+        num_codes: list[int] | None = None,
+        adversarial_from: int | None = None,
+    ):
         """Args:
         cfg: thresholds and action.
         num_codes: codes each quantizer stage can emit (for the perplexity floor).
+        adversarial_from: the step from which the adversarial terms train the codec
+            (``train.d_warmup_steps``), None without them; a validation after it does not
+            judge SNR.
         """
         if cfg.action not in ACTIONS:
             raise ConfigError(f"train.guard.action must be one of {ACTIONS}, got '{cfg.action}'")
         self.cfg = cfg
         self.num_codes = list(num_codes or [])
+        self.adversarial_from = adversarial_from
         self.state = GuardState()
 
     # ------------------------------------------------------------------ per step
@@ -119,17 +133,7 @@ class CollapseGuard:
                     step,
                 )
             )
-        mel, snr = metrics.get("val/mel_distance"), metrics.get("val/snr")
-        if mel is not None and st.prev_mel is not None:
-            st.mel_rising = st.mel_rising + 1 if mel > st.prev_mel * 1.01 else 0
-        if snr is not None and st.prev_snr is not None:
-            st.snr_falling = st.snr_falling + 1 if snr < st.prev_snr - 0.5 else 0
-        st.prev_mel, st.prev_snr = mel, snr
-        if cfg.patience > 0 and (st.mel_rising >= cfg.patience or st.snr_falling >= cfg.patience):
-            what = "mel distance rose" if st.mel_rising >= cfg.patience else "SNR fell"
-            events.append(
-                GuardEvent("degrading", f"{what} at {cfg.patience} validations in a row", step)
-            )
+        events += self._trend_events(step, metrics)
         usage = metrics.get("val/usage/q0")
         if metrics.get("val/quantizer_warming_up"):  # codebooks not initialised yet
             usage = None
@@ -146,6 +150,51 @@ class CollapseGuard:
         st.history.append({"step": step, "events": [e.kind for e in events]})
         st.history = st.history[-50:]
         return events
+
+    def adversarial(self, step: int) -> bool:
+        """True when the validation at `step` follows updates with the adversarial terms on
+        (the trainer's step `s` is on from ``step >= adversarial_from``; a validation at `step`
+        has seen steps ``0 .. step - 1``)."""
+        return self.adversarial_from is not None and step > self.adversarial_from
+
+    def _trend_events(self, step: int, metrics: dict[str, float]) -> list[GuardEvent]:
+        """Mel distance and SNR against their best so far, `patience` validations in a row."""
+        cfg, st = self.cfg, self.state
+        # not judged during the quantizer's warm-up: latents pass unquantized then, so a best
+        # from it would make every later validation look worse
+        warming_up = bool(metrics.get("val/quantizer_warming_up"))
+        mel, snr = metrics.get("val/mel_distance"), metrics.get("val/snr")
+        mel_judged = mel is not None and math.isfinite(mel) and not warming_up
+        # a GAN trades waveform SNR for perceptual quality: after it joins SNR only logs
+        snr_judged = snr is not None and math.isfinite(snr) and not warming_up
+        snr_judged = snr_judged and not self.adversarial(step)
+        if mel_judged:
+            if st.best_mel is not None:
+                worse = mel > st.best_mel * (1 + cfg.mel_tolerance)
+                st.mel_rising = st.mel_rising + 1 if worse else 0
+            st.best_mel = mel if st.best_mel is None else min(st.best_mel, mel)
+        if self.adversarial(step):
+            st.snr_falling = 0
+        elif snr_judged:
+            if st.best_snr is not None:
+                worse = snr < st.best_snr - cfg.snr_tolerance
+                st.snr_falling = st.snr_falling + 1 if worse else 0
+            st.best_snr = snr if st.best_snr is None else max(st.best_snr, snr)
+        if cfg.patience <= 0:
+            return []
+        if mel_judged and st.mel_rising >= cfg.patience:
+            what = (
+                f"mel distance {mel:.3g} more than {cfg.mel_tolerance:.0%} above its best "
+                f"{st.best_mel:.3g}"
+            )
+        elif snr_judged and st.snr_falling >= cfg.patience:
+            what = (
+                f"SNR {snr:.2f} dB more than {cfg.snr_tolerance:g} dB below its best "
+                f"{st.best_snr:.2f} dB"
+            )
+        else:
+            return []
+        return [GuardEvent("degrading", f"{what} at {cfg.patience} validations in a row", step)]
 
     def _codebook_events(self, step: int, metrics: dict[str, float]) -> list[GuardEvent]:
         """Collapse (perplexity floor) and churn (re-seeding rate) of every codebook."""
@@ -183,9 +232,9 @@ class CollapseGuard:
         return events
 
     def reset_trends(self) -> None:
-        """After a rollback the trend counters start again."""
+        """After a rollback the trend counters start again (the best so far stays: the run
+        rolled back to get back to it)."""
         self.state.mel_rising = self.state.snr_falling = self.state.d_low_steps = 0
-        self.state.prev_mel = self.state.prev_snr = None
 
     @staticmethod
     def summary(events: list[GuardEvent]) -> str:
@@ -198,4 +247,7 @@ class CollapseGuard:
         return asdict(self.state)
 
     def load_state_dict(self, state: dict) -> None:
-        self.state = GuardState(**state)
+        """Restore `state_dict`'s output; keys of older versions (``prev_mel``, ``prev_snr``:
+        the trends against the previous validation) are dropped, and the bests start again."""
+        known = {f.name for f in fields(GuardState)}
+        self.state = GuardState(**{k: v for k, v in state.items() if k in known})

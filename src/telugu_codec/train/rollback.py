@@ -2,7 +2,8 @@
 
 `checkpoints.py` is the on-disk format; this module decides how a run uses it:
 
-- every checkpoint carries the trainer's bookkeeping plus the guard's and the balancer's state;
+- every checkpoint carries the trainer's bookkeeping plus the guard's and the balancer's state
+  (and fp16's loss scales);
 - a checkpoint taken after a healthy validation becomes the rollback target (`last_healthy`);
   the checkpoint at step 0 is the target of last resort;
 - the healthy validation with the lowest ``train.best_metric`` is exported to
@@ -56,6 +57,7 @@ class RunCheckpoints:
         guard: the collapse guard, whose state is saved and restored.
         balancer: the loss balancer, or None.
         cfg: ``train`` settings (keep_last, best_metric, guard).
+        scalers: fp16's loss scalers by optimizer name (None entries: no scaler).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class RunCheckpoints:
         balancer: LossBalancer | None,
         cfg: TrainConfig,
         metrics_file: Path | None = None,
+        scalers: dict[str, torch.amp.GradScaler | None] | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.codec, self.disc = codec, disc
@@ -75,6 +78,7 @@ class RunCheckpoints:
         self.guard, self.balancer = guard, balancer
         self.cfg = cfg
         self.metrics_file = metrics_file  # its size is saved: a resume cuts it back to that
+        self.scalers = {k: v for k, v in (scalers or {}).items() if v is not None}
 
     def save(self, state: dict, healthy: bool | None = None) -> Path:
         """Checkpoint the current step; `healthy` (after a validation) marks the rollback target.
@@ -94,6 +98,8 @@ class RunCheckpoints:
         saved = dict(state)
         saved["guard"] = self.guard.state_dict()
         saved["balancer"] = self.balancer.state_dict() if self.balancer is not None else None
+        if self.scalers:  # plain floats and ints
+            saved["grad_scalers"] = {k: s.state_dict() for k, s in self.scalers.items()}
         if self.metrics_file is not None:
             exists = self.metrics_file.exists()
             saved["metrics_bytes"] = self.metrics_file.stat().st_size if exists else 0
@@ -134,6 +140,9 @@ class RunCheckpoints:
         balancer_state = loaded.pop("balancer")
         if self.balancer is not None and balancer_state is not None:
             self.balancer.load_state_dict(balancer_state)
+        for k, scaler_state in (loaded.pop("grad_scalers", None) or {}).items():
+            if k in self.scalers:
+                self.scalers[k].load_state_dict(scaler_state)
         loaded.pop("optimizers", None)
         loaded.pop("rng", None)
         state.update(loaded)

@@ -6,13 +6,17 @@ One step (HiFi-GAN / DAC order):
 3. the codec is updated on reconstruction + adversarial + feature-matching + VQ losses, judged
    by the freshly updated discriminators (whose parameters are frozen for this pass).
 
-Around it: learning-rate schedules, gradient clipping, bf16 autocast on CUDA, gradient
-accumulation, non-finite skipping, cost accounting, TensorBoard and metrics.jsonl. The rest is
+With gradient accumulation each micro-batch runs forward and both backwards before the next
+(`train_step`). Under DDP every rank takes the same decisions (finite flags all-reduced).
+
+Around it: learning-rate schedules, gradient clipping, mixed precision (`precision.py`: bf16,
+or fp16 with loss scaling), non-finite skipping, cost accounting, TensorBoard and
+metrics.jsonl. The rest is
 in its own module: validation (`validation.py`), the checkpoint and rollback policy
 (`rollback.py`, on the format of `checkpoints.py`), Ctrl-C (`signals.py`), the collapse guard
 (`guard.py`), the data position (`data.train_batches`).
 
-Longer than ~500 lines on purpose (about 900): `Trainer` is the one object that holds a run's
+Longer than ~500 lines on purpose (about 1,050): `Trainer` is the one object that holds a run's
 state (models, optimizers, data position, bookkeeping) and each method is one short stage of the
 loop; `_train()` itself fits on one screen. Splitting the class would only pass that state
 around. What grew it since the layout issue (the run-folder lock and resume, bad-data handling,
@@ -23,11 +27,10 @@ the bad-data bookkeeping (`_check_data`), once the stream datasets report throug
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,7 @@ from ..model.discriminators import Discriminators
 from .checkpoints import latest_checkpoint, list_checkpoints
 from .distributed import (
     DistInfo,
+    all_ranks_true,
     all_reduce_max,
     barrier,
     broadcast_int,
@@ -54,6 +58,14 @@ from .distributed import (
 from .finetune import freeze, init_weights
 from .guard import CollapseGuard, GuardEvent
 from .logging import MetricsLog, TensorBoard
+from .precision import (
+    AUTOCAST_DTYPES,
+    configure_kernels,
+    grad_scaler,
+    native_bf16,
+    no_autotune,
+    resolve_precision,
+)
 from .rollback import PENDING_ROLLBACK, RunCheckpoints
 from .runfolder import RunLock, has_run, record_config
 from .schedules import lr_factor
@@ -94,8 +106,42 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if hasattr(module, "module") else module
 
 
-def _finite(*values: torch.Tensor | float) -> bool:
-    return all(math.isfinite(float(v)) for v in values)
+@dataclass
+class _Update:
+    """What a step's optimizer update did; every rank alike (the flags are reduced)."""
+
+    finite: bool = True  # taken (or none was due)
+    overflow: bool = False  # fp16: skipped while the loss scaler lowers its scale
+    d_updated: bool = False  # the discriminators stepped
+
+    @property
+    def allows_g(self) -> bool:
+        """G may step after this (D's) update: it was taken, or only D's scale overflowed
+        (G is then judged by the unchanged D)."""
+        return self.finite or self.overflow
+
+    def after(self, d: _Update) -> _Update:
+        """This (G's) update, preceded by D's `d`: the step's outcome."""
+        return _Update(self.finite, self.overflow, d.d_updated)
+
+
+@dataclass
+class _QuantizerRecord:
+    """What `QuantizerStats` and the log need of a micro-batch's `CodecOutput` (no graph)."""
+
+    perplexity: torch.Tensor
+    replaced: torch.Tensor | None
+    warming_up: bool
+
+
+def _add(sums: dict[str, torch.Tensor], key: str, value: torch.Tensor, n: int) -> None:
+    """sums[key] += value / n, detached, in fp32, on the device (no host transfer)."""
+    v = value.detach().float() / n
+    sums[key] = sums[key] + v if key in sums else v
+
+
+def _scaled(loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
+    return loss if scaler is None else scaler.scale(loss)
 
 
 @dataclass
@@ -153,15 +199,8 @@ class Trainer:
             device = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         tc = config.train
-        precision = tc.precision
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
-        self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
-        if self.dist.enabled and tc.grad_accum > 1:
-            raise TrainingError(
-                "gradient accumulation is not supported under torchrun; raise "
-                "data.batch_size or add processes instead"
-            )
+        self.precision = resolve_precision(tc.precision, self.device.type, native_bf16(self.device))
+        self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
 
         self._check_run_dir(resume)
         self._seed(tc.seed)
@@ -194,9 +233,10 @@ class Trainer:
                 weight_decay=tc.d_optim.weight_decay,
                 fused=fused or None,
             )
-        if self.device.type == "cuda" and tc.tf32:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        # fp16 only: one loss scaler per optimizer (D's and G's losses differ in scale)
+        self.g_scaler = grad_scaler(self.precision, self.device)
+        self.d_scaler = grad_scaler(self.precision, self.device) if self.d_opt else None
+        configure_kernels(self.device, tc.tf32, fixed_shapes=True)  # training crops: one length
         if tc.compile:  # in place: the state-dict keys (checkpoints) stay the same
             for module in (self.codec.encoder, self.codec.decoder, self.disc):
                 if module is not None:
@@ -217,7 +257,11 @@ class Trainer:
         self.recon = L.build_generator_losses(lc, sr).to(self.device)
         self.weights = dict(self.recon.weights, adv=lc.adv, fm=lc.fm)
         self.balancer = L.LossBalancer.from_config(lc) if lc.balancer else None
-        self.guard = CollapseGuard(tc.guard, num_codes=self.codec.quantizer.num_codes)
+        self.guard = CollapseGuard(
+            tc.guard,
+            num_codes=self.codec.quantizer.num_codes,
+            adversarial_from=tc.d_warmup_steps if self.disc is not None else None,
+        )
         self.quantizer_stats = QuantizerStats(self.codec.quantizer.num_codes)
 
         # data
@@ -266,6 +310,7 @@ class Trainer:
             self.balancer,
             tc,
             metrics_file=self.metrics.path if self.dist.is_main else None,
+            scalers={"g": self.g_scaler, "d": self.d_scaler},
         )
         self.stop = StopRequest()
         self._prepare_run(resume)
@@ -440,108 +485,205 @@ class Trainer:
         return terms
 
     def train_step(self, xs: list[torch.Tensor]) -> dict[str, float]:
-        """One optimizer step of D then G over `xs` (micro-batches). Returns logged values."""
+        """One optimizer step of D then G over `xs` (micro-batches). Returns logged values.
+
+        One micro-batch: HiFi-GAN / DAC order (the codec's forward, D updated on the detached
+        reconstruction, G updated against the updated D). Several (``train.grad_accum``): each
+        micro-batch runs its forward and both backwards and frees its graph before the next, so
+        accumulation saves memory; D and G step after the last one, and G's adversarial terms
+        are judged by D as it was at the start of the step (D's update needs every
+        micro-batch's reconstruction, and keeping their graphs until then is what accumulation
+        is meant to avoid). Under DDP the gradients are reduced on the last micro-batch only.
+
+        Every process takes the same decisions: a process whose loss is not finite still runs
+        its backward (the others' gradient reductions wait for it), and whether to update is
+        decided on the finite flags of all processes together.
+        """
         self.g_model.train()
         self._set_lr()
-        logs: dict[str, float] = {}
-        with self._autocast():
-            outs = [self.g_model(x) for x in xs]
         adversarial = self._adversarial_on()
-
-        # 1) discriminator on real vs detached fake
-        d_loss_value, finite = None, True
-        if adversarial and self.state["step"] % self.cfg.train.d_update_every == 0:
-            d_loss_value = self._discriminator_step(xs, outs, logs)
-            finite = d_loss_value is not None
-
-        # 2) generator against the updated (frozen) discriminator
-        finite = self._generator_step(xs, outs, adversarial, finite, logs)
+        d_due = adversarial and self.state["step"] % self.cfg.train.d_update_every == 0
+        if d_due:
+            self.d_model.train()
+            self.d_opt.zero_grad(set_to_none=True)
+        self.g_opt.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        logs: dict[str, float] = {}
+        if len(xs) == 1:
+            step = self._alternating_step(xs[0], adversarial, d_due, sums, logs)
+        else:
+            step = self._accumulating_step(xs, adversarial, d_due, sums, logs)
+        # one host transfer for every logged number of the step
+        names = list(sums)
+        logs.update(zip(names, torch.stack([sums[k] for k in names]).tolist()))
         logs["lr/g"] = self.g_opt.param_groups[0]["lr"]
         if self.d_opt is not None:
             logs["lr/d"] = self.d_opt.param_groups[0]["lr"]
-        logs["perplexity/q0"] = float(outs[0].perplexity[0])
-        self.quantizer_stats.add(outs)
-        logs["finite"] = float(finite)
-        logs["_d_loss"] = d_loss_value  # type: ignore[assignment]
+        if self.g_scaler is not None:
+            logs["amp/scale_g"] = self.g_scaler.get_scale()
+        logs["finite"] = float(step.finite)
+        logs["_overflow"] = float(step.overflow)
+        logs["_d_loss"] = logs.get("loss/d") if step.d_updated else None  # type: ignore[assignment]
         return logs
 
-    def _discriminator_step(
-        self, xs: list[torch.Tensor], outs: list[CodecOutput], logs: dict[str, float]
-    ) -> float | None:
-        """Update D on real `xs` vs the detached `outs`; its loss, or None if non-finite."""
-        tc, lc = self.cfg.train, self.cfg.loss
-        n = len(xs)
-        self.d_model.train()
-        self.d_opt.zero_grad(set_to_none=True)
-        d_total = 0.0
-        for x, out in zip(xs, outs):
-            with self._autocast():
-                real = self.d_model(x)
-                fake = self.d_model(out.audio.detach())
-            loss_d = L.discriminator_loss(
-                [r.logits.float() for r in real],
-                [f.logits.float() for f in fake],
-                lc.adversarial,
-                reduction=lc.gan_reduction,
-            )
-            (loss_d / n).backward()
-            d_total += float(loss_d.detach()) / n
-        d_norm = torch.nn.utils.clip_grad_norm_(self.disc.parameters(), tc.d_optim.grad_clip)
-        logs["loss/d"], logs["grad_norm/d"] = d_total, float(d_norm)
-        if _finite(d_total, d_norm):
-            self.d_opt.step()
-            return d_total
-        self.d_opt.zero_grad(set_to_none=True)
-        return None
+    def _alternating_step(
+        self,
+        x: torch.Tensor,
+        adversarial: bool,
+        d_due: bool,
+        sums: dict[str, torch.Tensor],
+        logs: dict[str, float],
+    ) -> _Update:
+        """One micro-batch: forward, D's update, then G's against the updated D."""
+        with self._autocast():
+            out = self.g_model(x)
+        d = _Update()
+        if d_due:
+            _add(sums, "loss/d", self._d_backward(x, out.audio, 1), 1)
+            d = self._update(self.d_opt, self.d_scaler, self.disc, "d", sums)
+        self._g_backward(x, out, adversarial, 1, sums, logs)
+        self._record_quantizer([out], logs)
+        g = self._update(self.g_opt, self.g_scaler, self.codec, "g", sums, allowed=d.allows_g)
+        return g.after(d)
 
-    def _generator_step(
+    def _accumulating_step(
         self,
         xs: list[torch.Tensor],
-        outs: list[CodecOutput],
         adversarial: bool,
-        finite: bool,
+        d_due: bool,
+        sums: dict[str, torch.Tensor],
         logs: dict[str, float],
-    ) -> bool:
-        """Update G on all its loss terms; False (and no update) if anything was non-finite."""
-        tc, lc = self.cfg.train, self.cfg.loss
+    ) -> _Update:
+        """Micro-batches one after the other (forward, D's and G's backward), then the updates."""
         n = len(xs)
-        if self.disc is not None:
-            self.disc.requires_grad_(False)
-        self.g_opt.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {}
+        kept = []  # what the quantizer statistics need, without the graphs
+        for i, x in enumerate(xs):
+            with self._no_sync(i < n - 1):
+                with self._autocast():
+                    out = self.g_model(x)
+                if d_due:
+                    _add(sums, "loss/d", self._d_backward(x, out.audio, n), n)
+                self._g_backward(x, out, adversarial, n, sums, logs)
+            kept.append(_QuantizerRecord(out.perplexity.detach(), out.replaced, out.warming_up))
+        self._record_quantizer(kept, logs)
+        d = _Update()
+        if d_due:
+            d = self._update(self.d_opt, self.d_scaler, self.disc, "d", sums)
+        g = self._update(self.g_opt, self.g_scaler, self.codec, "g", sums, allowed=d.allows_g)
+        return g.after(d)
+
+    def _d_backward(self, x: torch.Tensor, fake: torch.Tensor, n: int) -> torch.Tensor:
+        """D's loss on real `x` vs the detached `fake`, backpropagated divided by `n`.
+
+        Returns:
+            The loss, detached (no host transfer).
+        """
+        lc = self.cfg.loss
+        with self._autocast():
+            real_out = self.d_model(x)
+            fake_out = self.d_model(fake.detach())
+        loss = L.discriminator_loss(
+            [r.logits.float() for r in real_out],
+            [f.logits.float() for f in fake_out],
+            lc.adversarial,
+            reduction=lc.gan_reduction,
+        )
+        _scaled(loss / n, self.d_scaler).backward()
+        return loss.detach()
+
+    def _g_backward(
+        self,
+        x: torch.Tensor,
+        out: CodecOutput,
+        adversarial: bool,
+        n: int,
+        sums: dict[str, torch.Tensor],
+        logs: dict[str, float],
+    ) -> None:
+        """G's loss terms for one micro-batch, backpropagated divided by `n` (D frozen); the
+        terms are added to `sums`. Runs even when a term is not finite (see `train_step`)."""
+        lc = self.cfg.loss
+        with self._frozen_disc():
+            terms = self.generator_losses(x, out, adversarial)
+            commit = out.commit_loss * lc.vq
+            if self.balancer is not None and terms:
+                grad, stats = self.balancer.combined_grad(terms, out.audio)
+                surrogate = (out.audio.float() * grad).sum() + commit
+                logs.update({f"balancer/{k}": v for k, v in stats.items()})
+                total = sum(self.weights[k] * v.detach() for k, v in terms.items()) + commit
+            else:
+                total = sum((self.weights[k] * v for k, v in terms.items()), commit)
+                surrogate = total
+            _scaled(surrogate / n, self.g_scaler).backward()
+        for k, v in terms.items():
+            _add(sums, f"loss/{k}", v, n)
+        _add(sums, "loss/commit", out.commit_loss, n)
+        _add(sums, "loss/g_total", total, n)
+
+    def _update(
+        self,
+        opt: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler | None,
+        model: nn.Module,
+        name: str,
+        sums: dict[str, torch.Tensor],
+        allowed: bool = True,
+    ) -> _Update:
+        """Clip and step `opt` when the loss and the gradient norm are finite on every rank.
+
+        Args:
+            name: "d" or "g"; the loss checked is ``sums["loss/d"]`` or ``sums["loss/g_total"]``,
+                and ``grad_norm/{name}`` is added to `sums`.
+            allowed: False when the step is skipped already (D's loss or gradient was not
+                finite).
+        """
+        if scaler is not None:
+            scaler.unscale_(opt)
+        clip = (self.cfg.train.d_optim if name == "d" else self.cfg.train.g_optim).grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        sums[f"grad_norm/{name}"] = norm.detach().float()
+        loss = sums["loss/d" if name == "d" else "loss/g_total"]
+        flags = torch.stack([torch.isfinite(loss), torch.isfinite(norm)])
+        loss_ok, grad_ok = all_ranks_true(flags, self.dist)
+        finite = allowed and loss_ok and grad_ok
+        if finite:
+            if scaler is not None:
+                scaler.step(opt)
+            else:
+                opt.step()
+        else:
+            opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.update()  # an overflow lowers the scale
+        # fp16: a finite loss with an infinite gradient is the scaler finding its scale
+        overflow = scaler is not None and allowed and loss_ok and not grad_ok
+        return _Update(finite=finite, overflow=overflow, d_updated=name == "d" and finite)
+
+    def _record_quantizer(self, outs: list, logs: dict[str, float]) -> None:
+        self.quantizer_stats.add(outs)
+        logs["perplexity/q0"] = float(outs[0].perplexity[0])
+
+    @contextmanager
+    def _frozen_disc(self) -> Iterator[None]:
+        """D's parameters frozen: G's adversarial terms reach G only."""
+        if self.disc is None:
+            yield
+            return
+        self.disc.requires_grad_(False)
         try:
-            for x, out in zip(xs, outs):
-                terms = self.generator_losses(x, out, adversarial)
-                commit = out.commit_loss * lc.vq
-                if self.balancer is not None and terms:
-                    grad, stats = self.balancer.combined_grad(terms, out.audio)
-                    surrogate = (out.audio.float() * grad).sum() + commit
-                    logs.update({f"balancer/{k}": v for k, v in stats.items()})
-                    total = sum(self.weights[k] * v.detach() for k, v in terms.items()) + commit
-                else:
-                    total = sum((self.weights[k] * v for k, v in terms.items()), commit)
-                    surrogate = total
-                if not _finite(total.detach()):
-                    finite = False
-                    break
-                (surrogate / n).backward()
-                for k, v in terms.items():
-                    totals[f"loss/{k}"] = totals.get(f"loss/{k}", 0.0) + float(v.detach()) / n
-                totals["loss/commit"] = (
-                    totals.get("loss/commit", 0.0) + float(out.commit_loss.detach()) / n
-                )
-                totals["loss/g_total"] = totals.get("loss/g_total", 0.0) + float(total.detach()) / n
+            yield
         finally:
-            if self.disc is not None:
-                self.disc.requires_grad_(True)
-        g_norm = torch.nn.utils.clip_grad_norm_(self.codec.parameters(), tc.g_optim.grad_clip)
-        logs.update(totals)
-        logs["grad_norm/g"] = float(g_norm)
-        if finite and _finite(g_norm):
-            self.g_opt.step()
-            return True
-        self.g_opt.zero_grad(set_to_none=True)
-        return False
+            self.disc.requires_grad_(True)
+
+    def _no_sync(self, skip: bool):
+        """Under DDP with `skip`: no gradient reduction in this block (an accumulated micro-batch
+        that is not the last)."""
+        stack = ExitStack()
+        if skip and self.dist.enabled:
+            for model in (self.g_model, self.d_model):
+                if model is not None and hasattr(model, "no_sync"):
+                    stack.enter_context(model.no_sync())
+        return stack
 
     # ------------------------------------------------------------------ the loop
     def train(self, max_steps: int | None = None) -> TrainResult:
@@ -584,7 +726,7 @@ class Trainer:
                     ]
                     logs = self.train_step(xs)
                     d_loss, finite = logs.pop("_d_loss"), bool(logs.pop("finite"))
-                    self._count_step(finite, clock)
+                    self._count_step(finite, clock, overflow=bool(logs.pop("_overflow")))
                     decision = self._guard_decision(d_loss)
                     if finite:
                         self._log_step(logs, max_steps, clock)
@@ -698,8 +840,10 @@ class Trainer:
         )
         return True
 
-    def _count_step(self, finite: bool, clock: _Clock) -> None:
-        """Advance the step, training time and audio seen; count a skipped non-finite update."""
+    def _count_step(self, finite: bool, clock: _Clock, overflow: bool = False) -> None:
+        """Advance the step, training time and audio seen; count a skipped non-finite update
+        (but not an fp16 overflow: the loss scaler skips those by design while it lowers its
+        scale; the step is simply taken again)."""
         gb, seg = self._global_batch()
         now = time.time()
         self.state["train_seconds"] += now - clock.last
@@ -709,7 +853,7 @@ class Trainer:
             self.state["step"] += 1
             self.state["audio_seconds"] += gb * seg
             clock.window_steps += 1
-        else:
+        elif not overflow:
             self.nonfinite_streak += 1
             self.state["nonfinite_total"] += 1
             self._event(
@@ -884,7 +1028,10 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict[str, float]:
         """Health metrics on the held-out set at the model's full bitrate (see `validation.py`)."""
-        result = validate(self.codec, self.disc, self.val_ds, self.cfg, self.device, self._autocast)
+        with no_autotune():  # whole files, of many lengths
+            result = validate(
+                self.codec, self.disc, self.val_ds, self.cfg, self.device, self._autocast
+            )
         step = self.state["step"]
         for j, (xs, ys) in enumerate(result.samples):
             self.tb.audio(f"val/{j}/input", xs, step, self.codec.sample_rate)

@@ -5,11 +5,15 @@ A residual quantizer is a stack of stages; stage i codes the residual left by st
 (SoundStream sec. 3.2). Each stage implements `Stage` (in `ema.py`, `factorized.py`, `fsq.py`);
 `ResidualQuantizer` runs the loop. The nearest-neighbour search and every codebook update run
 in fp32 even under bf16 autocast: a bf16 search picks other codes than the fp32 search used at
-inference (about 2 % of later-stage codes differed on CUDA before this rule).
+inference (about 2 % of later-stage codes differed on CUDA before this rule). True fp32, not
+TF32, even when `train.tf32` turns TF32 on for the rest of the model (`full_fp32`): TF32
+keeps a 10-bit mantissa in matrix products, as far from fp32 as bf16 is for this search.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +59,28 @@ class StageOutput:
     codes: torch.Tensor
     loss: torch.Tensor
     replaced: int = 0
+
+
+@contextmanager
+def full_fp32(device_type: str) -> Iterator[None]:
+    """fp32 arithmetic in the block: autocast off, and TF32 off for matrix products and
+    convolutions (both are process-wide switches; restored on exit). While a graph is traced
+    (`torch.compile`, ONNX export) only autocast is switched: the switches are not traceable,
+    and an exported graph has no TF32."""
+    if torch.compiler.is_compiling():
+        with torch.autocast(device_type=device_type, enabled=False):
+            yield
+        return
+    matmul = torch.get_float32_matmul_precision()
+    cudnn = torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.autocast(device_type=device_type, enabled=False):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
 
 
 # ------------------------------------------------------------------------------ DDP helpers
@@ -214,7 +240,7 @@ class ResidualQuantizer(nn.Module):
         """
         n_q = self._check_n_q(n_q)
         b, d, f = x.shape
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with full_fp32(x.device.type):
             flat = x.float().transpose(1, 2).reshape(b * f, d)  # (B*F, D)
             train = self.training and torch.is_grad_enabled()
             if train and self.warming_up(flat.detach()):
@@ -270,7 +296,7 @@ class ResidualQuantizer(nn.Module):
         """
         n_q = self._check_n_q(n_q)
         b, d, f = x.shape
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with full_fp32(x.device.type):
             residual = x.float().transpose(1, 2).reshape(b * f, d)
             codes = []
             for stage in self.stages[:n_q]:
@@ -284,7 +310,7 @@ class ResidualQuantizer(nn.Module):
         n_q = codes.shape[1]
         if n_q > self.n_q:
             raise ValueError(f"codes use {n_q} stages but the quantizer has {self.n_q}")
-        with torch.autocast(device_type=codes.device.type, enabled=False):
+        with full_fp32(codes.device.type):
             out = 0
             for i in range(n_q):
                 out = out + self.stages[i].decode(codes[:, i])  # (B, F, D)
