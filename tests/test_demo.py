@@ -34,6 +34,7 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
         max_eval_files=2,
         overrides=FAST,
         progress=False,
+        init_from="te-small",  # the second path: fine-tune the shipped model
         log=messages.append,
     )
     assert (res.checkpoint / "codec.safetensors").exists()
@@ -53,6 +54,14 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
     assert sample["tcc_bytes"] == (out / "sample.tcc").stat().st_size
     text = "\n".join(messages)
     assert "PESQ" in text and str(out) in text
+    # it begins with the shipped te-small, scored next to Opus and Codec2 before any training
+    first = next(i for i, m in enumerate(messages) if "training `" in m)
+    preview = [m for m in messages[:first] if "te-small" in m or "opus-6k" in m]
+    assert any("the pretrained te-small, before any training: demo-te" in m for m in preview)
+    assert any(m.startswith("te-small on demo-te: verdict: ") for m in preview)
+    assert (out / "pretrained" / "report-demo-te" / "report.md").exists()
+    # then fine-tunes it
+    assert any(m.startswith("initialised ") and "te-small" in m for m in messages)
     assert f"training `{load_config(DEMO_PRESET).name}` for 3 steps" in text  # the demo's preset
     assert "max_steps at step 3" in text
     # the comparison table (our rows, Opus, Codec2) and the one-line verdict
@@ -78,6 +87,7 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
         max_eval_files=2,
         overrides=FAST,
         progress=False,
+        pretrained=False,
         log=again.append,
     )
     assert any("reusing" in m and "--fresh" in m for m in again)
@@ -93,6 +103,7 @@ def test_minutes_cap_says_it_cut_the_run_short(tmp_path):
         max_eval_files=1,
         overrides=FAST,
         progress=False,
+        pretrained=False,
         log=messages.append,
     )
     assert any("--minutes stopped training at step" in m and "of 50" in m for m in messages)
@@ -240,7 +251,7 @@ def test_demo_on_the_two_voice_corpus_scores_both_voices(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     run_demo(
         out=out, max_steps=2, max_eval_files=2, overrides=FAST, progress=False,
-        log=messages.append,
+        pretrained=False, log=messages.append,
     )  # fmt: skip
     assert made == [tmp_path / "corpus"]
     text = "\n".join(messages)

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError, CodecError, StorageError
+from .pretrained import is_model_name, resolve
 
 CODEC_FILE = "codec.safetensors"
 CHECKSUM_KEY = "sha256"  # safetensors metadata: state_hash of the file's tensors
@@ -224,8 +225,12 @@ def find_codec_file(path: str | Path) -> Path:
     """Resolve a codec checkpoint from a file, a checkpoint folder or a training run folder.
 
     A run folder resolves to its best checkpoint if it has one, else its latest by
-    (rollbacks, step), as `train.checkpoints.latest_checkpoint` orders them.
+    (rollbacks, step), as `train.checkpoints.latest_checkpoint` orders them. The name of a
+    shipped pretrained model (`pretrained`, e.g. ``te-small``) resolves to its verified file
+    unless a path of that name exists.
     """
+    if is_model_name(path):
+        return resolve(str(path))
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")

@@ -1,7 +1,11 @@
 """`telugu-codec demo`: train, guard and evaluate a Telugu codec end to end on a CPU.
 
 What `make demo` runs. It
-1. trains the `tiny` preset on the bundled corpus to the preset's step budget
+0. first scores the shipped pretrained `te-small` (`pretrained`) on the held-out sentences next
+   to Opus and Codec2 (`preview_pretrained`, about a minute): what the codec does before any
+   training;
+1. trains the `tiny-sf` preset on the two-voice corpus to the preset's step budget, from
+   scratch or, with `init_from="te-small"`, fine-tuning the shipped model
    (`train.max_steps`, sized for about 12 minutes on 2 CPU cores, so the result does not depend
    on how busy the machine is; `--minutes` is an optional cap that says when it cut the run
    short), with a progress bar, time estimate, validation, health lines and the collapse guard;
@@ -39,6 +43,7 @@ AMPLITUDE = (0.9, 1.1)  # the output/input RMS every validation should stay with
 TWO_VOICE_DATA = REPO_ROOT / "data" / "te-2voice"  # made on the first demo (not bundled)
 HELD_OUT_FILES = 30  # of the real speaker's held-out sentences, spread over the list
 DEMO_PRESET = "tiny-sf"
+PREVIEW_FILES = 10  # held-out files per set that the pretrained preview scores
 
 
 @dataclass
@@ -265,6 +270,8 @@ def run_demo(
     max_eval_files: int | None = None,
     overrides: list[str] | None = None,
     progress: bool = True,
+    init_from: str | None = None,
+    pretrained: bool = True,
     log=print,
 ) -> DemoResult:
     """The whole demo; see the module docstring. Returns where everything went.
@@ -275,6 +282,9 @@ def run_demo(
         minutes: optional cap on the whole demo (training gets 80 % of it); None trains to the
             step budget.
         max_steps: the step budget (default: the preset's `train.max_steps`).
+        init_from: fine-tune from this codec (a shipped name such as ``te-small``, a file or a
+            run) instead of training from scratch.
+        pretrained: score the shipped `te-small` first (`preview_pretrained`).
     """
     from .config import load_config
     from .evaluation.evaluate import evaluate
@@ -287,7 +297,17 @@ def run_demo(
     if fresh and out.exists():
         shutil.rmtree(out)
     t0 = time.time()
+    n = min(PREVIEW_FILES, max_eval_files or PREVIEW_FILES)
+    if pretrained:  # on the bundled (or given) held-out set, before the corpus is rendered
+        first = HeldOut("espeak", DEFAULT_DATA / "val", TARGET_PESQ, REFERENCES)
+        if data:
+            first = HeldOut(Path(data).name, Path(data) / "val", TARGET_PESQ, REFERENCES)
+        preview_pretrained([first], out / "pretrained", log, n)
     train_dir, val_dir, held_out = _corpus(data, out, log)
+    if pretrained and len(held_out) > 1:
+        preview_pretrained(held_out[1:], out / "pretrained", log, n)
+    if init_from:
+        overrides = [*(overrides or []), f"train.init_from={init_from}"]
     budget_s = None if minutes is None else minutes * 60 * TRAIN_SHARE
     status_file = out / "demo.json"
     finished = status_file.exists() and json.loads(status_file.read_text()).get("trained")
@@ -410,6 +430,46 @@ def run_demo(
     log(f"audio:            {out}/sample_original.wav, sample_decoded.wav, sample_opus6k.wav")
     log(f"demo finished in {(time.time() - t0) / 60:.1f} min; everything is in {out}/")
     return DemoResult(out, run_dir, Path(checkpoint), out / "report", training_report, sample)
+
+
+def preview_pretrained(
+    held_out: list[HeldOut], out: Path, log, max_files: int = PREVIEW_FILES
+) -> list[str]:
+    """Score the shipped default model (`pretrained.DEFAULT_MODEL`) on the first `max_files`
+    files of each held-out set next to Opus and Codec2; its verdict lines (none when this
+    install ships no model, which is said)."""
+    from .evaluation.evaluate import evaluate
+    from .pretrained import DEFAULT_MODEL, registry
+
+    if DEFAULT_MODEL not in registry():
+        log(f"note: this install ships no pretrained {DEFAULT_MODEL}; skipping its preview")
+        return []
+    lines = []
+    for h in held_out:
+        t0 = time.time()
+        report = evaluate(
+            DEFAULT_MODEL,
+            h.data,
+            out / f"report-{h.name}",
+            bitrates=[1.5, 3.0],
+            baselines=("opus", "codec2"),
+            max_files=max_files,
+            force=True,
+            progress=False,
+            notice=lambda m: log(f"note: {m}"),
+        )
+        log("")
+        log(
+            f"the pretrained {DEFAULT_MODEL}, before any training: {h.name} held-out sentences "
+            f"({report.files_evaluated} files, means, {time.time() - t0:.0f} s):"
+        )
+        for row in comparison_table(report):
+            log(row)
+        line = f"{DEFAULT_MODEL} on {h.name}: " + verdict(report, h.target_pesq, h.references)
+        log(line)
+        lines.append(line)
+    (out / "verdict.txt").write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def _can_do(codec, kbps: float) -> bool:

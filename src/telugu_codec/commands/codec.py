@@ -29,6 +29,36 @@ def _check_output(path: Path, force: bool) -> None:
             break
 
 
+def _checkpoint(given: str | None, tcc: str | None) -> str:
+    """`given`, or the shipped model to use without --checkpoint (said in one line): the one
+    whose weights encoded the .tcc file `tcc` (decode), else `pretrained.DEFAULT_MODEL`."""
+    if given is not None:
+        return given
+    from ..pretrained import DEFAULT_MODEL, by_model_hash, registry
+
+    if DEFAULT_MODEL not in registry():
+        raise CodecError(
+            f"no --checkpoint given and this install ships no pretrained {DEFAULT_MODEL}; pass "
+            "--checkpoint (a codec file, checkpoint or run folder)"
+        )
+    name, why = DEFAULT_MODEL, "the default"
+    if tcc is not None and tcc != "-" and Path(tcc).is_file():
+        import warnings
+
+        from ..bitstream import read_tcc
+
+        try:
+            with warnings.catch_warnings():  # decode_file says them, once
+                warnings.simplefilter("ignore")
+                found = by_model_hash(read_tcc(tcc).model_hash)
+        except CodecError:
+            found = None  # decode_file reports what is wrong with the file
+        if found is not None:
+            name, why = found, "the shipped model that encoded it"
+    _notice(f"using the pretrained {name} ({why}; --checkpoint picks another)")
+    return name
+
+
 # ------------------------------------------------------------------------------------ init
 def _init_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="preset name or YAML file (default: default)")
@@ -85,7 +115,11 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
         "input", help="audio file (wav, flac, ogg, ...; any rate, any channels); - = stdin"
     )
     p.add_argument("output", help="output .tcc file; - = stdout")
-    p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
+    p.add_argument(
+        "--checkpoint",
+        help="codec file, checkpoint, run folder or pretrained name (default: the shipped "
+        "te-small; `telugu-codec models` lists them)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--bitrate", type=float, help="target bitrate in kbps (e.g. 1.5, 3, 6)")
     g.add_argument("--n-q", type=int, help="number of codebooks")
@@ -104,7 +138,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     _check_output(out, args.force)
-    codec = Codec.load(args.checkpoint).remove_weight_norm()
+    codec = Codec.load(_checkpoint(args.checkpoint, None)).remove_weight_norm()
     n_q = codec.n_q_for_bitrate(args.bitrate) if args.bitrate is not None else args.n_q
     r = encode_file(codec, args.input, args.output, n_q, args.chunk_ms, notice=_notice)
     print(
@@ -120,7 +154,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def _decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help=".tcc file; - = stdin")
     p.add_argument("output", help="output audio file (.wav or .flac); - = WAV on stdout")
-    p.add_argument("--checkpoint", required=True, help="codec file, checkpoint or run folder")
+    p.add_argument(
+        "--checkpoint",
+        help="codec file, checkpoint, run folder or pretrained name (default: the shipped "
+        "model that encoded the file, else te-small)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument(
         "--chunk-ms",
@@ -149,7 +187,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     _check_output(out, args.force)
-    codec = Codec.load(args.checkpoint).remove_weight_norm()
+    codec = Codec.load(_checkpoint(args.checkpoint, args.input)).remove_weight_norm()
     r = decode_file(
         codec,
         args.input,

@@ -25,6 +25,16 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-steps", type=int, help="step budget (default: the preset's train.max_steps)"
     )
+    p.add_argument(
+        "--init-from",
+        metavar="CKPT_OR_NAME",
+        help="fine-tune from this codec (e.g. the shipped te-small) instead of from scratch",
+    )
+    p.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        help="skip scoring the shipped te-small before training",
+    )
     p.add_argument("--fresh", action="store_true", help="delete a previous demo run first")
     p.add_argument("--max-eval-files", type=int, help="evaluate on at most this many files")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -43,5 +53,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         max_eval_files=args.max_eval_files,
         overrides=args.overrides,
         progress=not args.no_progress,
+        init_from=args.init_from,
+        pretrained=not args.no_pretrained,
     )
     return 0

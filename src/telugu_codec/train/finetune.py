@@ -27,6 +27,7 @@ from ..checkpoint import CODEC_FILE, load_tensors, read_json
 from ..config import Config, _merge, from_dict, parse_override
 from ..errors import CheckpointError, ConfigError
 from ..model.codec import Codec
+from ..pretrained import is_model_name, resolve, resolve_discriminator
 
 FREEZABLE = ("encoder", "quantizer", "decoder")
 DISC_FILE = "discriminator.safetensors"
@@ -46,6 +47,8 @@ def resolve_init_source(path: str | Path) -> InitSource:
     Raises:
         CheckpointError: nothing usable at `path`.
     """
+    if is_model_name(path):  # a shipped model (`pretrained`), e.g. te-small
+        return InitSource(resolve(str(path)), resolve_discriminator(str(path)))
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
