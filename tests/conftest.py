@@ -50,3 +50,14 @@ def speechlike(seconds: float = 1.0, sample_rate: int = 16000, seed: int = 0) ->
     env = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
     out = out * env
     return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Eight 1 s speech-like files (the trainer tests' corpus; a module may define its own)."""
+    import soundfile as sf
+
+    d = tmp_path_factory.mktemp("speech")
+    for i in range(8):
+        sf.write(d / f"utt{i}.wav", speechlike(1.0, seed=i), 16000)
+    return d

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
@@ -19,7 +18,7 @@ from telugu_codec.config import load_config
 from telugu_codec.errors import TrainingError
 from telugu_codec.train.trainer import Trainer
 
-from .conftest import TINY_OVERRIDES, speechlike
+from .conftest import TINY_OVERRIDES
 
 TRAIN_OVERRIDES = TINY_OVERRIDES + [
     "discriminator.kinds=[mpd]",
@@ -39,14 +38,6 @@ TRAIN_OVERRIDES = TINY_OVERRIDES + [
     "train.g_optim.lr=1e-3",
     "train.d_optim.lr=1e-3",
 ]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("speech")
-    for i in range(8):
-        sf.write(d / f"utt{i}.wav", speechlike(1.0, seed=i), 16000)
-    return d
 
 
 def make_trainer(run_dir, data_dir, *extra, resume=False, log=None, **kw) -> Trainer:

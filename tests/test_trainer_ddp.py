@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from .conftest import speechlike
@@ -36,14 +35,6 @@ def prime(codec: torch.nn.Module, x: torch.Tensor) -> None:
     codec.train()
     codec(x)
     assert all(bool(s.inited) for s in codec.quantizer.stages)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("speech")
-    for i in range(8):
-        sf.write(d / f"utt{i}.wav", speechlike(1.0, seed=i), 16000)
-    return d
 
 
 def _batch(n: int = 4, seconds: float = 0.25) -> torch.Tensor:

@@ -144,6 +144,8 @@ def init_weights(
         else:
             log(f"note: discriminators start afresh: they do not fit ({d_problem})")
     where = src.codec_file if loaded == "codec" else src.codec_file.parent
+    if is_model_name(source):  # the shipped file's folder holds every model: name it
+        where = f"the pretrained {source} ({src.codec_file})"
     log(f"initialised {loaded} from {where}")
     return src
 
