@@ -136,7 +136,7 @@ def test_discriminator_overpowering_after_patience_steps():
 
 
 def test_codebook_collapse():
-    g = CollapseGuard(GuardConfig(min_codebook_usage=0.05))
+    g = CollapseGuard(GuardConfig(min_codebook_usage=0.05, codebook_grace_steps=0))
     assert kinds(g.observe_validation(1, val(usage=0.01))) == ["codebook_collapse"]
 
 
@@ -161,7 +161,9 @@ def test_state_roundtrip():
 
 
 def test_codebook_collapse_is_flagged_on_any_codebook():
-    g = CollapseGuard(GuardConfig(min_perplexity=0.01), num_codes=[1024, 1024, 1024])
+    g = CollapseGuard(
+        GuardConfig(min_perplexity=0.01, codebook_grace_steps=0), num_codes=[1024, 1024, 1024]
+    )
     healthy = val() | {f"val/perplexity/q{q}": 300.0 for q in range(3)}
     assert g.observe_validation(1, healthy) == []
     collapsed = healthy | {"val/perplexity/q2": 3.0}
@@ -174,9 +176,9 @@ def test_min_perplexity_zero_turns_the_collapse_check_off():
     """0 means off, as for the other thresholds: the floor of 2 must not stay behind (it did,
     and `benchmarks/fault_injection.py` with quantizer upkeep stopped at step 3 with it "off")."""
     one_code = val() | {"val/perplexity/q0": 1.0}
-    on = CollapseGuard(GuardConfig(min_perplexity=0.01), num_codes=[64])
+    on = CollapseGuard(GuardConfig(min_perplexity=0.01, codebook_grace_steps=0), num_codes=[64])
     assert kinds(on.observe_validation(1, one_code)) == ["codebook_collapse"]
-    off = CollapseGuard(GuardConfig(min_perplexity=0.0), num_codes=[64])
+    off = CollapseGuard(GuardConfig(min_perplexity=0.0, codebook_grace_steps=0), num_codes=[64])
     assert off.observe_validation(1, one_code) == []
 
 
@@ -191,10 +193,32 @@ def test_codebook_churn_is_flagged():
 
 
 def test_codebooks_are_not_judged_during_the_quantizer_warm_up():
-    g = CollapseGuard(GuardConfig(), num_codes=[1024])
+    g = CollapseGuard(GuardConfig(codebook_grace_steps=0), num_codes=[1024])
     warming = val(usage=0.001) | {"val/perplexity/q0": 1.0, "val/quantizer_warming_up": 1.0}
     assert g.observe_validation(1, warming) == []
     assert kinds(g.observe_validation(2, val(usage=0.001))) == ["codebook_collapse"]
+
+
+def test_codebook_floors_wait_their_grace_after_the_codebooks_are_initialised():
+    """A healthy `streaming` run sat below the floor at its first validation (step 250, fresh
+    codebooks) and was rolled back; the floors now start `codebook_grace_steps` later, and a
+    collapse that lasts is still caught."""
+    g = CollapseGuard(GuardConfig(codebook_grace_steps=500), num_codes=[1024])
+    narrow = val(usage=0.001) | {"val/perplexity/q0": 1.0}
+    warming = narrow | {"val/quantizer_warming_up": 1.0}
+    assert g.observe_validation(250, warming) == []
+    assert g.observe_validation(500, narrow) == []  # initialised here: grace until 1000
+    assert g.observe_validation(750, narrow) == []
+    assert kinds(g.observe_validation(1000, narrow)) == ["codebook_collapse"] * 2
+    # the grace is remembered across a checkpoint
+    h = CollapseGuard(GuardConfig(codebook_grace_steps=500), num_codes=[1024])
+    h.load_state_dict(g.state_dict())
+    assert h.state.codebooks_ready == 500
+    assert kinds(h.observe_validation(1250, narrow)) == ["codebook_collapse"] * 2
+    # churn is not part of the grace: re-seeding every code is never a warm-up
+    c = CollapseGuard(GuardConfig(codebook_grace_steps=500), num_codes=[1024])
+    churn = val() | {"val/replaced_per_step/q0": 0.9}
+    assert kinds(c.observe_validation(250, churn)) == ["codebook_churn"]
 
 
 def test_a_validation_that_measured_nothing_is_not_healthy():

@@ -392,6 +392,7 @@ def test_guard_flags_induced_codebook_collapse_within_one_interval(tmp_path, dat
         "model.quantizer.dead_code_window=0",  # nothing repairs the collapse
         "train.val_every=4",
         "train.guard.action=warn",
+        "train.guard.codebook_grace_steps=0",  # judged at the first validation
     )
     t.train(2)  # k-means has initialised the codebooks
     for stage in t.codec.quantizer.stages:  # collapse: every codeword the same vector

@@ -272,6 +272,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "d_loss_patience": POS,
         "min_codebook_usage": FRACTION,
         "min_perplexity": FRACTION,
+        "codebook_grace_steps": NONNEG,
         "max_code_churn": FRACTION,
         "lr_factor": OPEN_FRACTION,
         "max_rollbacks": NONNEG,
