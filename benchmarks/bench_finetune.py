@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from telugu_codec.evaluation.report import replace_marked
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results_finetune.json"
@@ -185,11 +186,8 @@ def card_section(r: dict) -> str:
 
 
 def write_card(results: dict, card: Path = CARD) -> None:
-    text = card.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{card} has no {START} ... {END} section")
-    card.write_text(pattern.sub(lambda _: card_section(results), text), encoding="utf-8")
+    """Re-render the card's fine-tuning section (`card_section`)."""
+    replace_marked(card, {"finetune": card_section(results)})
 
 
 if __name__ == "__main__":

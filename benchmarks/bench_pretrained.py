@@ -18,9 +18,10 @@ import argparse
 import json
 import os
 import platform
-import re
 import time
 from pathlib import Path
+
+from telugu_codec.evaluation.report import replace_marked
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results_pretrained.json"
@@ -189,19 +190,9 @@ def training_section() -> str:
     return "\n".join(lines)
 
 
-def _replace(text: str, start: str, end: str, section: str, card: Path) -> str:
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{card} has no {start} ... {end} section")
-    return pattern.sub(lambda _: section, text)
-
-
 def write_card(results: dict, card: Path = CARD) -> None:
     """Re-render the card's results (`card_section`) and training (`training_section`)."""
-    text = card.read_text(encoding="utf-8")
-    text = _replace(text, START, END, card_section(results), card)
-    text = _replace(text, TRAIN_START, TRAIN_END, training_section(), card)
-    card.write_text(text, encoding="utf-8")
+    replace_marked(card, {"results": card_section(results), "training": training_section()})
 
 
 def main() -> None:

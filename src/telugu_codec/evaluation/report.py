@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,25 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+def replace_marked(path: Path, sections: dict[str, str]) -> None:
+    """Rewrite the generated sections of a document in place: for each ``name -> text``, the
+    span from ``<!-- name:start -->`` to ``<!-- name:end -->`` (markers included) becomes
+    `text`, which must carry both markers again. A marker pair the file lacks is an error
+    (a renamed heading must not make a benchmark's numbers vanish silently).
+
+    Args:
+        path: a Markdown file (a model card, BENCHMARKS.md).
+        sections: marker name -> the section's new text, markers included.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    for name, section in sections.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if not (section.startswith(start) and section.rstrip().endswith(end)):
+            raise ValueError(f"the new '{name}' section must begin with {start} and end with {end}")
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            raise ValueError(f"{path} has no {start} ... {end} section")
+        text = pattern.sub(lambda _, s=section: s, text)
+    atomic_write_text(Path(path), text)
