@@ -204,11 +204,15 @@ def test_codebook_floors_wait_their_grace_after_the_codebooks_are_initialised():
     codebooks) and was rolled back; the floors now start `codebook_grace_steps` later, and a
     collapse that lasts is still caught."""
     g = CollapseGuard(GuardConfig(codebook_grace_steps=500), num_codes=[1024])
-    narrow = val(usage=0.001) | {"val/perplexity/q0": 1.0}
+    narrow = val(usage=0.001) | {"val/perplexity/q0": 5.0}  # below 1 % of 1024, above 2
     warming = narrow | {"val/quantizer_warming_up": 1.0}
     assert g.observe_validation(250, warming) == []
     assert g.observe_validation(500, narrow) == []  # initialised here: grace until 1000
     assert g.observe_validation(750, narrow) == []
+    # one code doing all the work is a collapse even within the grace
+    one_code = narrow | {"val/perplexity/q0": 1.0}
+    events = g.observe_validation(750, one_code)
+    assert kinds(events) == ["codebook_collapse"] and "q0 perplexity 1.0" in events[0].message
     assert kinds(g.observe_validation(1000, narrow)) == ["codebook_collapse"] * 2
     # the grace is remembered across a checkpoint
     h = CollapseGuard(GuardConfig(codebook_grace_steps=500), num_codes=[1024])

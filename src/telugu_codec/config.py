@@ -406,8 +406,9 @@ class GuardConfig:
     # codebook collapse: a codebook's validation perplexity below this share of K (or below 2,
     # one code doing all the work); 0 turns the check off
     min_perplexity: float = 0.01
-    # the usage and perplexity floors start this many steps after the first validation that
-    # finds the codebooks initialised (fresh codebooks spread over the first few hundred steps)
+    # the usage floor and the relative perplexity floor start this many steps after the first
+    # validation that finds the codebooks initialised (fresh codebooks spread over the first few
+    # hundred steps); the absolute floor (perplexity 2: one code does the work) judges at once
     codebook_grace_steps: int = 500
     # codebook churn: more than this share of K re-seeded per step (mean over the interval
     # since the previous validation, any codebook); healthy codebooks replace well under 1 %

@@ -15,10 +15,12 @@ Failure modes it detects (each tested by inducing it, see tests/test_guard.py):
   `d_loss_patience` steps in a row;
 - codebook collapse: the first codebook using less than `min_codebook_usage` of its codes on
   the validation set, or any codebook's validation perplexity below `min_perplexity` x its
-  number of codes (and never below 2: one code doing all the work). Both floors wait
-  `codebook_grace_steps` after the first validation that finds the codebooks initialised:
-  freshly seeded codebooks start narrow and spread within a few hundred steps (a healthy
-  `streaming` run sat below the floor at its first validation, step 250, and was rolled back);
+  number of codes (and never below 2: one code doing all the work). For
+  `codebook_grace_steps` after the first validation that finds the codebooks initialised only
+  the absolute floor (perplexity 2) judges: freshly seeded codebooks start narrow and spread
+  within a few hundred steps (a healthy `streaming` run sat below the relative floor at its
+  first validation, step 250, and was rolled back), while one code doing all the work is a
+  collapse at any age (an SI-SDR run's first codebook sat at perplexity 1 from step 250);
 - codebook churn: any codebook re-seeding more than `max_code_churn` of its codes per step
   (mean over the interval since the previous validation): codes that never settle, which a
   loss curve does not show (the first RVQ re-seeded 95 % of its codes on every step);
@@ -140,7 +142,7 @@ class CollapseGuard:
             )
         events += self._trend_events(step, metrics)
         usage = metrics.get("val/usage/q0")
-        if not self._floors_judged(step, metrics):
+        if self._floors(step, metrics) != "full":
             usage = None
         if usage is not None and usage < cfg.min_codebook_usage:
             events.append(
@@ -201,15 +203,16 @@ class CollapseGuard:
             return []
         return [GuardEvent("degrading", f"{what} at {cfg.patience} validations in a row", step)]
 
-    def _floors_judged(self, step: int, metrics: dict[str, float]) -> bool:
-        """Whether the usage and perplexity floors judge the validation at `step`: not while
-        the quantizer warms up, nor within `codebook_grace_steps` of the first validation that
-        found it initialised (recorded here)."""
+    def _floors(self, step: int, metrics: dict[str, float]) -> str:
+        """Which codebook floors judge the validation at `step`: "none" while the quantizer
+        warms up, "absolute" (perplexity 2) within `codebook_grace_steps` of the first
+        validation that found it initialised (recorded here), "full" after."""
         if metrics.get("val/quantizer_warming_up"):
-            return False
+            return "none"
         if self.state.codebooks_ready is None:
             self.state.codebooks_ready = step
-        return step >= self.state.codebooks_ready + self.cfg.codebook_grace_steps
+        grace = step < self.state.codebooks_ready + self.cfg.codebook_grace_steps
+        return "absolute" if grace else "full"
 
     def _codebook_events(self, step: int, metrics: dict[str, float]) -> list[GuardEvent]:
         """Collapse (perplexity floor) and churn (re-seeding rate) of every codebook."""
@@ -217,11 +220,12 @@ class CollapseGuard:
         if metrics.get("val/quantizer_warming_up"):
             return events
         low, churn = [], []
-        floors = self._floors_judged(step, metrics)
+        floors = self._floors(step, metrics)
         for q, k in enumerate(self.num_codes):
-            perp = metrics.get(f"val/perplexity/q{q}") if floors else None
+            perp = metrics.get(f"val/perplexity/q{q}")
             # below 2: one code does all the work; min_perplexity 0 turns the check off
-            floor = max(2.0, cfg.min_perplexity * k) if cfg.min_perplexity > 0 else 0.0
+            relative = cfg.min_perplexity * k if floors == "full" else 0.0
+            floor = max(2.0, relative) if cfg.min_perplexity > 0 else 0.0
             if perp is not None and math.isfinite(perp) and perp < floor:
                 low.append(f"q{q} perplexity {perp:.1f}")
             rate = metrics.get(f"val/replaced_per_step/q{q}")
