@@ -26,11 +26,23 @@ from tests.browser import chromium, missing, screenshot, wait_for  # noqa: E402
 LOADED = "return [...document.querySelectorAll('{sel}')].every(a => a.readyState >= 1)"
 
 
+def small(path: Path) -> Path:
+    """Rewrite the PNG with a 256-colour palette (a fraction of the size, for the repo)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.convert("RGB").quantize(256).save(path, optimize=True)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("report_dir", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--width", type=int, default=1100)
+    parser.add_argument(
+        "--max-height", type=int, default=2000, help="crop report.html's shot to this (px)"
+    )
     args = parser.parse_args()
     why = missing()
     if why:
@@ -44,8 +56,7 @@ def main() -> int:
         with chromium(args.width, 900) as driver:
             driver.get((args.report_dir / "report.html").resolve().as_uri())
             wait_for(driver, LOADED.format(sel="audio"))
-            print(screenshot(driver, args.out / "listening-report.png", args.width))
-            driver.set_window_size(args.width, 900)
+            print(small(screenshot(driver, args.out / "listening-report.png", args.max_height)))
             driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
             wait_for(driver, "return document.getElementById('trial-count').textContent !== '?'")
             driver.find_element(By.ID, "rater").send_keys("docs")
@@ -55,7 +66,7 @@ def main() -> int:
             sliders = driver.find_elements(By.CSS_SELECTOR, "#sliders input[type=range]")
             for i, slider in enumerate(sliders):  # a plausible spread of answers
                 slider.send_keys(Keys.END if i == 1 else Keys.ARROW_RIGHT * (15 + 11 * i % 70))
-            print(screenshot(driver, args.out / "listening-test.png", args.width))
+            print(small(screenshot(driver, args.out / "listening-test.png")))
     finally:
         server.shutdown()
         server.server_close()

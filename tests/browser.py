@@ -83,11 +83,17 @@ def wait_for(driver: Any, script: str, timeout: float = 30.0) -> Any:
     raise AssertionError(f"timed out after {timeout} s waiting for: {script} (last: {value!r})")
 
 
-def screenshot(driver: Any, path: Path, width: int = 1280) -> Path:
-    """A PNG of the whole page (the window grown to the page's height)."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(int(height) + 40, 6000))
-    time.sleep(0.3)
+def screenshot(driver: Any, path: Path, max_height: int = 6000) -> Path:
+    """A PNG of the whole page, or of its top `max_height` CSS pixels (Chromium's DevTools
+    capture beyond the viewport, so the window's size does not matter)."""
+    import base64
+
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height)}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True, "clip": {**clip, "scale": 1}},
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(path))
+    path.write_bytes(base64.b64decode(shot["data"]))
     return path

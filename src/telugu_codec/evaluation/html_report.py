@@ -35,6 +35,8 @@ tr.family-opus td.name { color: #b35900; } tr.family-codec2 td.name { color: #2d
 tr.family-codec td.name { color: #1f5fa8; }
 audio { height: 32px; width: 260px; vertical-align: middle; }
 img { max-width: 100%; border: 1px solid #eee; }
+img.spectrograms { max-width: 820px; display: block; }
+div.scroll { overflow-x: auto; }
 ul.meta { padding-left: 1.2em; color: #444; } code { background: #f3f3f5; padding: 0 3px; }
 section.file { margin-bottom: 2em; }
 .note { color: #555; font-size: 13px; }
@@ -70,7 +72,7 @@ def _relative(path: Path, out_dir: Path) -> str:
 def _summary_table(report: EvaluationReport) -> list[str]:
     head = ["system", "setting", "kbps", "file kbps", "n"]
     head += [metric_label(k) + metric_direction(k) for k in report.metric_keys]
-    lines = ['<table class="summary"><thead><tr>']
+    lines = ['<div class="scroll"><table class="summary"><thead><tr>']
     lines += [
         ('<th class="name">' if i < 2 else "<th>") + f"{escape(h)}</th>" for i, h in enumerate(head)
     ]
@@ -84,7 +86,7 @@ def _summary_table(report: EvaluationReport) -> list[str]:
             + "".join(f"<td>{escape(c)}</td>" for c in cells)
             + "</tr>"
         )
-    lines.append("</tbody></table>")
+    lines.append("</tbody></table></div>")
     return lines
 
 
@@ -96,7 +98,7 @@ def _file_section(
     lines = [
         f'<section class="file" id="file-{index}" data-file="{escape(name, quote=True)}">',
         f"<h3>{escape(name)}</h3>",
-        '<table class="listen"><thead><tr><th class="name">system</th>'
+        '<div class="scroll"><table class="listen"><thead><tr><th class="name">system</th>'
         '<th class="name">listen</th><th>kbps</th>'
         + "".join(f"<th>{escape(metric_label(k) + metric_direction(k))}</th>" for k in keys)
         + "</tr></thead><tbody>",
@@ -116,11 +118,12 @@ def _file_section(
             + "".join(f"<td>{escape(m)}</td>" for m in metrics)
             + "</tr>"
         )
-    lines.append("</tbody></table>")
+    lines.append("</tbody></table></div>")
     spec = report.paths.get(f"spectrograms/{name}")
     if spec is not None:
         rel = _relative(spec, report.out_dir)
-        lines.append(f'<img src="{_url(rel)}" alt="{escape(f"spectrograms of {name}")}">')
+        alt = escape(f"spectrograms of {name}", quote=True)
+        lines.append(f'<img class="spectrograms" src="{_url(rel)}" alt="{alt}">')
     lines.append("</section>")
     return lines
 
