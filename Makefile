@@ -7,7 +7,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(VENV)/bin/pip
 BIN := $(VENV)/bin
-SYSTEM_TOOLS := espeak-ng festival ffmpeg c2enc
+SYSTEM_TOOLS := espeak-ng festival ffmpeg c2enc chromium chromedriver
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -25,15 +25,16 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 # espeak-ng and festival with festvox-te-nsk (demo corpora: the espeak-ng voice and a real
-# speaker's diphone voice), ffmpeg with libopus and codec2 (baselines) from Debian/Ubuntu.
+# speaker's diphone voice), ffmpeg with libopus and codec2 (baselines), chromium and
+# chromium-driver (the browser tests of report.html and the listening test) from Debian/Ubuntu.
 sysdeps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages for:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    espeak-ng festival festvox-te-nsk ffmpeg codec2 >/dev/null || \
-	  echo "warning: could not install espeak-ng/festival/ffmpeg/codec2; some voices and baselines are skipped"; \
+	    espeak-ng festival festvox-te-nsk ffmpeg codec2 chromium chromium-driver >/dev/null || \
+	  echo "warning: could not install espeak-ng/festival/ffmpeg/codec2/chromium; some voices, baselines and browser tests are skipped"; \
 	fi
 
 test: sysdeps venv

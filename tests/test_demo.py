@@ -41,6 +41,9 @@ def test_demo_produces_every_artefact_and_reuses_its_run(tmp_path):
     report = res.report_dir
     for name in ("report.md", "report.json", "per_file.csv", "curves.png", "spectrograms.png"):
         assert (report / name).exists(), name
+    html = (report / "report.html").read_text(encoding="utf-8")  # to listen to, from disk
+    assert "opus-6k.wav" in html and "codec2-3200.wav" in html and "original.wav" in html
+    assert any(m.startswith("listening report: ") and "report.html" in m for m in messages)
     table = (report / "report.md").read_text()
     assert "opus" in table.lower() and "codec2" in table.lower()
     assert res.training_report.exists()

@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from telugu_codec.evaluation import baselines as B
 from telugu_codec.evaluation.evaluate import evaluate
 from telugu_codec.model.codec import build_codec
 from tests.conftest import TINY_OVERRIDES, speechlike
+from tests.listening_helpers import parse_report_html
 from tests.test_baselines import _needs_opus
 from tests.test_metrics import real_speech_files
 
@@ -57,6 +59,7 @@ def test_evaluate_writes_every_artifact(eval_run):
     report, out, _ = eval_run
     for name in ("report.json", "report.md", "per_file.csv", "spectrograms.png", "curves.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "report.html").is_file()
     audio = sorted(p.name for p in (out / "audio").rglob("*.wav"))
     assert "original.wav" in audio and "codec-1.2k.wav" in audio and "opus-12k.wav" in audio
     data = json.loads((out / "report.json").read_text())
@@ -68,6 +71,23 @@ def test_evaluate_writes_every_artifact(eval_run):
         "opus-9k",
         "opus-12k",
     }
+
+
+def test_report_html_has_a_player_per_file_and_system(eval_run):
+    report, out, _ = eval_run
+    parsed = parse_report_html((out / "report.html").read_text(encoding="utf-8"))
+    systems = [s.system for s in report.summaries]
+    assert len(parsed.players) == 2  # the two example files (--examples 2)
+    for file, players in parsed.players.items():
+        assert list(players) == ["original", *systems]
+        for src in players.values():
+            assert (out / unquote(src)).is_file(), src
+        # this file's own values beside its players, e.g. the codec's measured kbps
+        row = next(r for r in report.per_file if r.file == file and r.system == "codec-1.2k")
+        assert parsed.cells[(file, "codec-1.2k")][2] == f"{row.kbps:.2f}"
+    figures = [x for x in parsed.links if x.endswith(".png")]
+    assert "curves.png" in figures and len(figures) == 3  # curves + a spectrogram per file
+    assert all((out / unquote(x)).is_file() for x in figures)
 
 
 def test_evaluate_table_has_every_column_and_finite_values(eval_run):

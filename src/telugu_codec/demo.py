@@ -425,6 +425,7 @@ def run_demo(
     log("")
     first = reports[held_out[0].name]
     log(f"evaluation table: {first.paths.get('markdown', out / 'report' / 'report.md')}")
+    log(f"listening report: {first.paths.get('html', out / 'report' / 'report.html')}")
     log(f"training report:  {training_report}")
     log(f"checkpoint:       {checkpoint}")
     log(f"audio:            {out}/sample_original.wav, sample_decoded.wav, sample_opus6k.wav")

@@ -60,6 +60,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(render_markdown(report).split("\n![")[0].rstrip())
     print(f"\nwrote {report.paths['markdown']} (and report.json, per_file.csv, PNGs, audio/)")
+    print(f"listen: {report.paths['html']} (a blind test: telugu-codec listen {args.out})")
     return 0
 
 

@@ -5,8 +5,9 @@ Codec2; see `baselines.py`) over a folder or manifest of audio files and writes:
 
     out/report.json      everything below as data (config, machine, summaries, timings)
     out/report.md        system x bitrate x metric: mean ± 95 % t-interval half-width over files
+    out/report.html      the same to listen to: players per file and system, metrics, figures
     out/per_file.csv     one row per (file, system)
-    out/audio/<file>/    original and decoded audio for the first few files
+    out/audio/<file>/    original and decoded audio (and spectrograms) for the first few files
     out/spectrograms.png original vs every system for the first file
     out/curves.png       PESQ-WB, STOI and mel distance vs measured kbps, all systems
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +39,7 @@ from ..data import discover
 from ..errors import AudioError, CodecError
 from ..metrics import compute_metrics, metric_keys, resolve_metrics, unavailable_reason
 from ..model.codec import Codec
+from .html_report import render_html
 from .intervals import mean_interval
 from .plots import plot_curves, plot_spectrograms
 from .report import render_markdown, to_jsonable, write_csv
@@ -44,6 +47,7 @@ from .results import EvaluationReport, FileResult, SkippedFile, SystemSummary
 from .systems import Notice, System, baseline_rows, codec_systems
 
 REPORT_FILE = "report.json"
+HTML_FILE = "report.html"
 
 
 def list_inputs(data: str | Path) -> tuple[list[Path], Path]:
@@ -220,18 +224,27 @@ def evaluate(
         for system_name, y in decoded.items():
             write_audio(folder / f"{system_name}.wav", y, sr)
         report.paths[f"audio/{name}"] = folder
+        report.paths[f"spectrograms/{name}"] = plot_spectrograms(
+            folder / "spectrograms.png", wav, decoded, sr, title=name
+        )
     name, wav, decoded = examples[0]
-    report.paths["spectrograms"] = plot_spectrograms(
-        out / "spectrograms.png", wav, decoded, sr, title=name
-    )
+    if n_examples > 0:  # the first file's figure, already drawn
+        shutil.copyfile(report.paths[f"spectrograms/{name}"], out / "spectrograms.png")
+        report.paths["spectrograms"] = out / "spectrograms.png"
+    else:
+        report.paths["spectrograms"] = plot_spectrograms(
+            out / "spectrograms.png", wav, decoded, sr, title=name
+        )
     report.paths["curves"] = plot_curves(out / "curves.png", report)
     report.paths["per_file"] = write_csv(out / "per_file.csv", report)
     timings["write"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     timings["audio_seconds"] = audio_seconds
     report.paths["markdown"] = out / "report.md"
+    report.paths["html"] = out / HTML_FILE
     report.paths["json"] = out / REPORT_FILE
     atomic_write_text(out / "report.md", render_markdown(report))
+    atomic_write_text(out / HTML_FILE, render_html(report))
     atomic_write_text(out / REPORT_FILE, json.dumps(to_jsonable(report), indent=2) + "\n")
     return report
 
