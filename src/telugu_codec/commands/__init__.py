@@ -21,7 +21,7 @@ Handler = Callable[[argparse.Namespace], int]
 Configure = Callable[[argparse.ArgumentParser], None]
 
 # the modules that define sub-commands, in the order `--help` lists them
-MODULES = ("codec", "models", "train", "data", "evaluate", "demo", "compare")
+MODULES = ("codec", "models", "train", "data", "tokens", "evaluate", "demo", "compare")
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def buckets(lengths: dict[int, int], max_samples: int) -> list[list[int]]:
 
 # ------------------------------------------------------------------------------ the plan
 def _plan(items: list[TokenItem], data: Sequence[str], codec, n_q: int, fmt: str,
-          shard_items: int) -> dict:  # fmt: skip
+          shard_items: int, checkpoint: str) -> dict:  # fmt: skip
     keys = hashlib.sha256("\n".join(it.key for it in items).encode()).hexdigest()
     return {
         "codec_hash": codec.model_hash,
@@ -110,6 +110,7 @@ def _plan(items: list[TokenItem], data: Sequence[str], codec, n_q: int, fmt: str
         "shards": math.ceil(len(items) / shard_items),
         "items_sha256": keys,
         "data": [str(d) for d in data],
+        "checkpoint": checkpoint,  # where the codec came from (for tokens-stats; not compared)
     }
 
 
@@ -266,6 +267,7 @@ def tokenize(
     cfg: DataConfig | None = None,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
+    checkpoint: str = "",
 ) -> TokenizeResult:
     """Tokenize `data` into shards in `out` (module docstring).
 
@@ -280,6 +282,7 @@ def tokenize(
         cfg: data settings (``audio_column`` for Parquet/Arrow).
         log: progress lines.
         stop_after: stop after writing this many shards (tests: a kill between shards).
+        checkpoint: where `codec` came from, recorded in the plan (for ``tokens-stats``).
 
     Raises:
         CodecError: bad options, no data, a folder holding another codec's tokens.
@@ -297,7 +300,7 @@ def tokenize(
     n_q = codec.check_n_q(n_q)
     out = make_output_dir(out)
     items = list_items(data, cfg)
-    plan = _plan(items, data, codec, n_q, fmt, shard_items)
+    plan = _plan(items, data, codec, n_q, fmt, shard_items, checkpoint)
     _check_plan(out, plan)
     meta = shard_meta(codec, n_q)
     mine = [j for j in range(plan["shards"]) if j % world_size == rank]
@@ -305,10 +308,11 @@ def tokenize(
     progress_file = _progress_file(out, rank)
     entries = [done[n] for n in sorted(done) if int(n[7:13]) % world_size == rank]
     progress = _Progress(log, len(mine))
+    n_done = sum(shard_name(j, fmt) in done for j in mine)
     log(
         f"tokenizing {len(items)} items into {plan['shards']} {fmt} shards in {out} "
-        f"(rank {rank} of {world_size}: {len(mine)} shards, {sum(shard_name(j, fmt) in done for j in mine)} "
-        f"already done), codec {codec.model_hash}, n_q {n_q}"
+        f"(rank {rank} of {world_size}: {len(mine)} shards, {n_done} already done), "
+        f"codec {codec.model_hash}, n_q {n_q}"
     )
     written = resumed = rows_n = skipped_n = 0
     for j in mine:

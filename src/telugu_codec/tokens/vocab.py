@@ -139,9 +139,9 @@ class VocabSpec:
             if int(d.get("version", 0)) > VOCAB_VERSION:
                 raise ValueError(f"vocab version {d['version']} is newer than this telugu-codec")
             keys = ("stream_names", "sizes", "base", "codec_hash", "frame_rate", "n_q")
+            strings = d.get("special_strings") or cls.default_strings()
             spec = cls(**{k: d[k] for k in keys}, codebook_size=d["codebook_size"],
-                       pattern=d.get("pattern", PATTERN),
-                       special_strings=d.get("special_strings") or cls.default_strings())  # fmt: skip
+                       pattern=d.get("pattern", PATTERN), special_strings=strings)  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise CodecError(f"not a usable vocab spec: {e}") from e
         if d.get("offsets") not in (None, spec.offsets) or d.get("special") not in (
