@@ -2,7 +2,7 @@
 
 Layers, top to bottom (docs/architecture.md):
 
-    cli -> commands -> demo, compare -> train, evaluation -> model, data, losses, metrics
+    cli -> commands -> demo, compare -> train, evaluation, tokens -> model, data, losses, metrics
         -> nn, spectral, audio, bitstream, checkpoint, config, errors
 
 `evaluation.run_report` reads a run's metrics.jsonl, whose name `train.logging` owns: that one
@@ -27,12 +27,13 @@ ROOT = "telugu_codec"
 # what each group of modules must not import (by module-name prefix)
 LOWER = ("nn", "model", "data", "losses", "metrics", "spectral", "audio", "bitstream")
 LOWER += ("checkpoint", "config", "errors")
-ABOVE_LOWER = ("train", "evaluation", "commands", "cli", "demo", "compare", "__main__")
+ABOVE_LOWER = ("train", "evaluation", "tokens", "commands", "cli", "demo", "compare", "__main__")
 FORBIDDEN = {
     **{low: ABOVE_LOWER for low in LOWER},
     "nn": ABOVE_LOWER + ("model", "data", "losses"),
     "train": ("evaluation", "commands", "cli", "demo", "compare", "__main__"),
     "evaluation": ("commands", "cli", "demo", "compare", "__main__"),
+    "tokens": ("train", "evaluation", "commands", "cli", "demo", "compare", "__main__"),
     "demo": ("commands", "cli", "__main__"),
     "compare": ("commands", "cli", "__main__"),
 }
