@@ -105,7 +105,7 @@ def test_bad_files_skipped_and_listed_nothing_lost(env):
 def test_buckets_sort_by_length_and_bound_padding():
     lengths = {0: 50, 1: 10, 2: 30, 3: 10, 4: 200}
     got = buckets(lengths, 60)
-    assert got == [[1, 3, 2], [0], [4]]  # 3 x 30 > 60 would not fit: 30 joins 10 and 10
+    assert got == [[1, 3], [2], [0], [4]]  # a third item of 30 would pad to 90 > 60
     assert [i for b in got for i in b] == sorted(lengths, key=lambda i: (lengths[i], i))
     assert all(len(b) * max(lengths[i] for i in b) <= 60 or len(b) == 1 for b in got)
 
