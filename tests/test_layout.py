@@ -2,8 +2,8 @@
 
 Layers, top to bottom (docs/architecture.md):
 
-    cli -> commands -> demo, compare -> train, evaluation, listening -> model, data, losses,
-        metrics -> nn, spectral, audio, bitstream, checkpoint, config, errors
+    cli -> commands -> demo, compare -> train, evaluation, listening, tokens -> model, data,
+        losses, metrics -> nn, spectral, audio, bitstream, checkpoint, config, errors
 
 `evaluation.run_report` reads a run's metrics.jsonl, whose name `train.logging` owns: that one
 sideways import is allowed; `train` never imports `evaluation`.
@@ -27,14 +27,15 @@ ROOT = "telugu_codec"
 # what each group of modules must not import (by module-name prefix)
 LOWER = ("nn", "model", "data", "losses", "metrics", "spectral", "audio", "bitstream")
 LOWER += ("checkpoint", "config", "errors")
-ABOVE_LOWER = ("train", "evaluation", "listening", "commands", "cli", "demo", "compare")
-ABOVE_LOWER += ("__main__",)
+ABOVE_LOWER = ("train", "evaluation", "listening", "tokens", "commands", "cli", "demo")
+ABOVE_LOWER += ("compare", "__main__")
 FORBIDDEN = {
     **{low: ABOVE_LOWER for low in LOWER},
     "nn": ABOVE_LOWER + ("model", "data", "losses"),
     "train": ("evaluation", "commands", "cli", "demo", "compare", "__main__"),
     "evaluation": ("listening", "commands", "cli", "demo", "compare", "__main__"),
     "listening": ("train", "commands", "cli", "demo", "compare", "__main__"),
+    "tokens": ("train", "evaluation", "commands", "cli", "demo", "compare", "__main__"),
     "demo": ("commands", "cli", "__main__"),
     "compare": ("commands", "cli", "__main__"),
 }

@@ -21,7 +21,7 @@ Handler = Callable[[argparse.Namespace], int]
 Configure = Callable[[argparse.ArgumentParser], None]
 
 # the modules that define sub-commands, in the order `--help` lists them
-MODULES = ("codec", "models", "train", "data", "evaluate", "listen", "demo", "compare")
+MODULES = ("codec", "models", "train", "data", "tokens", "evaluate", "listen", "demo", "compare")
 
 
 @dataclass(frozen=True)
