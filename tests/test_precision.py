@@ -228,7 +228,7 @@ def test_fp16_with_a_loss_scaler_trains_and_an_overflow_is_not_a_nonfinite_step(
         "train.ckpt_every=3",
         "train.max_nonfinite=2",
     )
-    assert t.precision == "fp16" and t.autocast_dtype == torch.float16
+    assert t.precision == "fp16" and t.gan.autocast_dtype == torch.float16
     assert t.gan.g_scaler is not None and t.gan.d_scaler is not None
     for name in ("g_scaler", "d_scaler"):  # 2^40: every gradient overflows in fp16 at first
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
