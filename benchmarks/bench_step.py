@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +139,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--parallel", action="store_true", help="start every run at once")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--count", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -147,22 +149,29 @@ def main() -> None:
     versions = {"before": args.before, "after": args.after}
     cpu: dict[str, list[float]] = {k: [] for k in versions}
     wall: dict[str, list[float]] = {k: [] for k in versions}
-    for r in range(args.rounds):
-        order = list(versions) if r % 2 == 0 else list(versions)[::-1]
-        for name in order:
-            out = _run(versions[name], args.steps, args.log_every, count=False)
-            cpu[name].append(statistics.median(w["cpu_s_per_step"] for w in out["windows"]))
-            wall[name].append(statistics.median(w["s_per_step"] for w in out["windows"]))
-            print(
-                f"round {r} {name}: {cpu[name][-1]:.3f} CPU s/step, {wall[name][-1]:.3f} s/step",
-                file=sys.stderr,
-                flush=True,
+    syncs: dict[str, list[float]] = {k: [] for k in versions}
+    where: dict[str, dict] = {}
+    # A B, B A, A B ...: every run counts its host reads too (a few microseconds per read)
+    order = [n for r in range(args.rounds) for n in (list(versions)[:: 1 if r % 2 == 0 else -1])]
+    if args.parallel:  # all at once: CPU time per step stays comparable, wall time does not
+        with ThreadPoolExecutor(len(order)) as pool:
+            outs = list(
+                pool.map(lambda n: _run(versions[n], args.steps, args.log_every, True), order)
             )
-    syncs, where = {}, {}
-    for name, src in versions.items():
-        out = _run(src, args.steps, args.log_every, count=True)
-        syncs[name] = statistics.median(w["syncs_per_step"] for w in out["windows"])
+    else:
+        outs = [_run(versions[n], args.steps, args.log_every, True) for n in order]
+    for name, out in zip(order, outs):
+        cpu[name].append(statistics.median(w["cpu_s_per_step"] for w in out["windows"]))
+        wall[name].append(statistics.median(w["s_per_step"] for w in out["windows"]))
+        syncs[name].append(statistics.median(w["syncs_per_step"] for w in out["windows"]))
         where[name] = out["windows"][-1]["where"]
+        print(
+            f"{name}: {cpu[name][-1]:.3f} CPU s/step, {wall[name][-1]:.3f} s/step, "
+            f"{syncs[name][-1]:g} syncs/step",
+            file=sys.stderr,
+            flush=True,
+        )
+    syncs = {k: statistics.median(v) for k, v in syncs.items()}
     print(
         f"| version | CPU s/step (median of {args.rounds} runs) | wall s/step (median) | "
         "CPU s/step, each run | host syncs / step |"
