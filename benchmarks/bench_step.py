@@ -1,18 +1,21 @@
 """Training step time and host syncs per step, two versions of the code side by side.
 
 Each run is a subprocess that trains the `tiny-istft` preset (the GAN from step 0, 1 thread)
-on the bundled corpus (data/demo-te) with ``train.log_every=L`` and times the loop between its
-metrics.jsonl training records: the first record's window (warm-up) is dropped, the rest give
-seconds per step, as process CPU time (robust on a shared, loaded machine: with one thread it
-is the work the step does) and as wall-clock time. A separate pass per version counts host
-syncs per step over the same windows: calls of `Tensor.item`, `tolist`, `__bool__`,
-`__float__` and `__int__` (each one waits for the device on a GPU; on the CPU they are what
-would), attributed to the line in telugu_codec that made them; torch.optim's reads of Adam's
-step counters are listed apart (CPU tensors on a GPU too, so no sync).
+on the bundled corpus (data/demo-te) with ``train.log_every=L`` and measures the loop between
+its metrics.jsonl training records (the first record's window, the warm-up, is dropped):
 
-The versions are source trees given by their ``src`` folder (PYTHONPATH switching); runs
-alternate between them (A B B A A B ...) so that the load of a shared machine falls on both.
+- seconds per step as process CPU time (with one thread, the work the step does: it holds on a
+  shared, loaded machine) and as wall-clock time;
+- host syncs per step: calls of `Tensor.item`, `tolist`, `__bool__`, `__float__` and `__int__`
+  (each one waits for the device on a GPU; on the CPU they mark where it would), by the line in
+  telugu_codec that made them. torch.optim's reads of Adam's step counters are left out (CPU
+  tensors on a GPU too, so no sync).
 
+The versions are source trees given by their ``src`` folder (PYTHONPATH switching); the runs
+alternate between them (A B, B A, ...), one after the other or, with ``--parallel``, all at
+once (then only the CPU time per step compares).
+
+    git archive 9f0a004 src | tar -x -C /tmp/base
     python benchmarks/bench_step.py --before /tmp/base/src --after src --rounds 5 --steps 40
 
 Prints a Markdown table (medians) for BENCHMARKS.md.
