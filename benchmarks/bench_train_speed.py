@@ -369,7 +369,7 @@ def run_pair(
             tensorboard=False,
             log=lines.append,
         )
-        it = t._batches()
+        it = t.feed.batches()
         batches = [next(it) for _ in range(warmup + steps)]  # (B, 1, T) each
         dac: dict = {}
         worker = None
@@ -394,7 +394,7 @@ def run_pair(
                 t0 = time.perf_counter()
                 logs = t.train_step([x])
                 dt = time.perf_counter() - t0
-                t.state["step"] += 1  # as the loop does (adversarial terms stay on: warm-up 0)
+                t.state.step += 1  # as the loop does (adversarial terms stay on: warm-up 0)
                 if i >= warmup:
                     ours["times"].append(dt)
                     ours["loads"].append(_load())

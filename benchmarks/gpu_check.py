@@ -164,7 +164,7 @@ def throughput(
         "model.quantizer.kmeans_init=false",  # no k-means warm-up: every step quantizes
     ]
     t = _trainer(work / f"{preset}-{precision}-{int(compiled)}", preset, overrides, device)
-    batches = t._batches()
+    batches = t.feed.batches()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
@@ -179,7 +179,7 @@ def throughput(
     sync(device)
     elapsed = time.perf_counter() - t1
     sps = steps / elapsed
-    gb, seg = t._global_batch()
+    gb, seg = t.telemetry.global_batch()
     row = {
         "preset": preset,
         "precision": precision,
@@ -246,7 +246,7 @@ def quality(
         "steps": result.step,
         "train_minutes": result.wall_seconds / 60,
         "audio_hours": result.audio_hours,
-        "nonfinite_steps": t.state["nonfinite_total"],
+        "nonfinite_steps": t.state.nonfinite_total,
         "last_amplitude": vals[-1].get("val/amplitude_ratio") if vals else None,
         "last_health": vals[-1].get("health") if vals else None,
         "eval": rows,

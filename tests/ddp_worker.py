@@ -39,27 +39,27 @@ def _trainer(args: dict) -> Trainer:
 def _nan_run(t: Trainer, rank: int, args: dict) -> dict:
     """Train ``steps`` steps; on rank ``nan_rank`` the mel loss of the first micro-batch at
     step ``nan_step`` is NaN (once). Returns every step's (step, finite) as this rank saw it."""
-    real_losses, real_count = t.generator_losses, t._count_step
+    real_losses, real_count = t.gan.generator_losses, t._count_step
     injected, seen = [False], []
 
     def losses(x, out, adversarial):
         terms = real_losses(x, out, adversarial)
-        if rank == args["nan_rank"] and t.state["step"] == args["nan_step"] and not injected[0]:
+        if rank == args["nan_rank"] and t.state.step == args["nan_step"] and not injected[0]:
             injected[0] = True
             terms["mel"] = terms["mel"] * float("nan")
         return terms
 
-    def count(finite, clock, **kw):
-        seen.append((t.state["step"], bool(finite)))
-        real_count(finite, clock, **kw)
+    def count(result):
+        seen.append((t.state.step, bool(result.finite)))
+        real_count(result)
 
-    t.generator_losses, t._count_step = losses, count
+    t.gan.generator_losses, t._count_step = losses, count
     result = t.train(args["steps"])
     return {
         "reason": result.reason,
         "seen": seen,
-        "step": t.state["step"],
-        "nonfinite_total": t.state["nonfinite_total"],
+        "step": t.state.step,
+        "nonfinite_total": t.state.nonfinite_total,
         "codec": state_checksum(t.codec),
         "disc": state_checksum(t.disc),
     }
@@ -72,7 +72,7 @@ def _one_step(t: Trainer, rank: int, world: int, args: dict) -> dict:
     mine = x.chunk(world)[rank]
     t.codec.train()
     t.codec(mine)  # FSQ's scale initialisation, on the statistics of the whole batch (reduced)
-    t.state["step"] = args.get("start_step", 0)
+    t.state.step = args.get("start_step", 0)
     t.train_step(list(mine.chunk(t.cfg.train.grad_accum)))
     return {
         "g_grads": {k: p.grad.clone() for k, p in t.codec.named_parameters() if p.grad is not None},

@@ -75,7 +75,7 @@ def test_data_sources_from_the_config_and_command_line(two_corpora, tmp_path):
         data_specs(None, small_cfg())
     # the trainer logs the hours of each corpus
     t = train_two_steps(tmp_path / "run", None, *_sources(te, hi))
-    seen = t.state["data_seen"]
+    seen = t.state.data_seen
     assert set(seen) == {"te", "hi"} and sum(seen.values()) == 4
     logs = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     hours = [r for r in logs if "data_hours/te" in r]

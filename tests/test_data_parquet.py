@@ -87,7 +87,7 @@ def test_parquet_gives_the_same_crops_as_the_folder_and_trains(tmp_path, embed):
     assert_same_crops(ref_train, train)
     assert_same_val(ref_val, val)
     t = train_two_steps(tmp_path / "run", src if not embed else where)
-    assert t.state["data_seen"] == {t.data_report.name: 4}
+    assert t.state.data_seen == {t.data_report.name: 4}
 
 
 def test_arrow_save_to_disk_folders_dataset_and_datasetdict(tmp_path):

@@ -235,7 +235,7 @@ def test_a_resumed_training_run_continues_the_stream_where_its_checkpoint_was(co
         "data.batch_size=3",
     )
     t = train_two_steps(tmp_path / "run", str(tar), *extra)
-    saved = t.state["data_stream"]
+    saved = t.state.data_stream
     assert saved["workers"] == 1 and saved["slots"][0][0][1] >= 1  # a shard used up
     state = json.loads((tmp_path / "run/checkpoints/step_00000002/state.json").read_text())
     assert state["data_stream"] == saved
@@ -243,7 +243,7 @@ def test_a_resumed_training_run_continues_the_stream_where_its_checkpoint_was(co
     resumed = Trainer(
         cfg, tmp_path / "run", str(tar), resume=True, progress=False, tensorboard=False, log=quiet
     )
-    assert resumed.state["data_stream"] == saved
+    assert resumed.state.data_stream == saved
     resumed.train(3)
-    after = resumed.state["data_stream"]["slots"][0][0]
+    after = resumed.state.data_stream["slots"][0][0]
     assert after >= saved["slots"][0][0]  # went on from there, not from the start

@@ -49,7 +49,7 @@ def test_init_from_gives_the_source_weights_at_step_0(source, tmp_path):
     files = resolve_init_source(src)
     assert files.discriminator_file is not None  # a run resolves to a full checkpoint
     t = make(tmp_path / "ft", data, f"train.init_from={src}")
-    assert t.state["step"] == 0
+    assert t.state.step == 0
     want = load_file(str(files.codec_file))
     got = t.codec.state_dict()
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)

@@ -263,7 +263,7 @@ def _guarded_run(tmp_path, speech_dir, monkeypatch, history):
     assert t.guard.adversarial_from == 2
 
     def validate():
-        amp, mel, snr = history[t.state["step"]]
+        amp, mel, snr = history[t.state.step]
         return val(amp=amp, mel=mel, snr=snr)
 
     monkeypatch.setattr(t, "validate", validate)

@@ -228,20 +228,20 @@ def test_fp16_with_a_loss_scaler_trains_and_an_overflow_is_not_a_nonfinite_step(
         "train.ckpt_every=3",
         "train.max_nonfinite=2",
     )
-    assert t.precision == "fp16" and t.autocast_dtype == torch.float16
-    assert t.g_scaler is not None and t.d_scaler is not None
+    assert t.precision == "fp16" and t.gan.autocast_dtype == torch.float16
+    assert t.gan.g_scaler is not None and t.gan.d_scaler is not None
     for name in ("g_scaler", "d_scaler"):  # 2^40: every gradient overflows in fp16 at first
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
-        setattr(t, name, scaler)
+        setattr(t.gan, name, scaler)
         t.checkpoints.scalers[name[0]] = scaler
     before = {k: v.clone() for k, v in t.codec.state_dict().items()}
     result = t.train(3)
     assert result.reason == "max_steps" and result.step == 3
-    assert t.state["nonfinite_total"] == 0
+    assert t.state.nonfinite_total == 0
     assert not [e for e in result.events if e.get("event") == "nonfinite"]
-    assert t.g_scaler.get_scale() < 2.0**40 and t.d_scaler.get_scale() < 2.0**40
+    assert t.gan.g_scaler.get_scale() < 2.0**40 and t.gan.d_scaler.get_scale() < 2.0**40
     after = t.codec.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert all(torch.isfinite(v.float()).all() for v in after.values())
     state = json.loads((tmp_path / "r/checkpoints/step_00000003/state.json").read_text())
-    assert state["grad_scalers"]["g"]["scale"] == t.g_scaler.get_scale()
+    assert state["grad_scalers"]["g"]["scale"] == t.gan.g_scaler.get_scale()

@@ -87,7 +87,7 @@ def test_resume_gives_identical_weights(tmp_path, data_dir):
     b.train(2)
     del b
     b = make_trainer(tmp_path / "b", data_dir, *QUANTIZER_ACTIVE, resume=True)
-    assert b.state["step"] == 2
+    assert b.state.step == 2
     b.train(4)
     logged = [json.loads(line) for line in (tmp_path / "a/metrics.jsonl").open()]
     replaced = sum(r.get("quantizer/replaced/q0", 0) for r in logged if r["kind"] == "train")
@@ -111,7 +111,7 @@ def test_resume_gives_identical_weights(tmp_path, data_dir):
 
 def test_training_lowers_the_loss_on_a_fixed_batch(tmp_path, data_dir):
     t = make_trainer(tmp_path / "r", data_dir, "loss.adv=0", "loss.fm=0")
-    x = next(iter(t._batches()))
+    x = next(iter(t.feed.batches()))
     first = t.train_step([x])["loss/mel"]
     for _ in range(15):
         last = t.train_step([x])["loss/mel"]
@@ -145,7 +145,7 @@ def test_rollback_returns_to_last_healthy_checkpoint_with_lower_lr(tmp_path, dat
     result = t.train(20)
     rollbacks = [e for e in result.events if e.get("event") == "rollback"]
     assert len(rollbacks) == 2
-    assert t.state["lr_scale"] == pytest.approx(0.25)
+    assert t.state.lr_scale == pytest.approx(0.25)
     assert result.reason == "guard"  # still collapsed after the allowed rollbacks
 
 
@@ -165,17 +165,17 @@ def test_warn_action_keeps_training(tmp_path, data_dir):
 def test_injected_nan_skips_updates_then_stops(tmp_path, data_dir, monkeypatch):
     t = make_trainer(tmp_path / "r", data_dir, "train.max_nonfinite=3", "train.guard.action=stop")
     before = {k: v.clone() for k, v in t.codec.state_dict().items() if "original" in k}
-    real = t.generator_losses
+    real = t.gan.generator_losses
 
     def poisoned(x, out, adversarial):
         terms = real(x, out, adversarial)
         terms["mel"] = terms["mel"] * float("nan")
         return terms
 
-    monkeypatch.setattr(t, "generator_losses", poisoned)
+    monkeypatch.setattr(t.gan, "generator_losses", poisoned)
     result = t.train(10)
     assert result.reason == "nonfinite"
-    assert result.step == 0 and t.state["nonfinite_total"] == 3
+    assert result.step == 0 and t.state.nonfinite_total == 3
     after = t.codec.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -311,7 +311,7 @@ def test_every_recipe_takes_finite_steps(tmp_path, data_dir, preset):
     t = Trainer(
         cfg, tmp_path / "r", data_dir, progress=False, tensorboard=False, log=lambda _m: None
     )
-    logs = [t.train_step([x]) for x, _ in zip(t._batches(), range(2))]
+    logs = [t.train_step([x]) for x, _ in zip(t.feed.batches(), range(2))]
     assert all(log["finite"] == 1.0 for log in logs)
     expected = {
         "seed": {"adv", "fm", "l1"},
@@ -342,31 +342,31 @@ def test_cosine_schedule_ends_with_the_run_not_the_config(tmp_path, data_dir):
     peak = 1e-3
     assert lrs[3] == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 2 / 6)))
     assert lrs[6] < 0.1 * peak  # the last step of a 6-step run, not 6 of 100000
-    assert t.state["horizon"] == 6
+    assert t.state.horizon == 6
 
 
 def test_cosine_schedule_follows_a_time_budget(tmp_path, data_dir):
     t = make_trainer(tmp_path / "r", data_dir, "train.g_optim.schedule=cosine", time_budget_s=100.0)
-    t.state["horizon"] = 100000
-    t.state["train_seconds"] = 75.0  # three quarters of the budget used
+    t.state.horizon = 100000
+    t.state.train_seconds = 75.0  # three quarters of the budget used
     t._set_lr()
-    assert t.g_opt.param_groups[0]["lr"] == pytest.approx(
+    assert t.gan.g_opt.param_groups[0]["lr"] == pytest.approx(
         1e-3 * 0.5 * (1 + math.cos(0.75 * math.pi))
     )
     # and the progress bar's total is the step the budget will end at
-    t.state["step"] = 300
-    assert t.expected_steps(100000, steps_per_s=4.0) == 300 + 100
-    assert t.expected_steps(350, steps_per_s=4.0) == 350
-    assert make_trainer(tmp_path / "s", data_dir).expected_steps(50, 4.0) == 50
+    t.state.step = 300
+    assert t.telemetry.expected_steps(100000, steps_per_s=4.0) == 300 + 100
+    assert t.telemetry.expected_steps(350, steps_per_s=4.0) == 350
+    assert make_trainer(tmp_path / "s", data_dir).telemetry.expected_steps(50, 4.0) == 50
 
 
 def test_resume_keeps_the_runs_length(tmp_path, data_dir):
     t = make_trainer(tmp_path / "r", data_dir, "train.ckpt_every=2")
-    t.state["horizon"] = None
+    t.state.horizon = None
     t.train(2)
     del t
     t = make_trainer(tmp_path / "r", data_dir, "train.ckpt_every=2", resume=True)
-    assert t.state["horizon"] == 2  # restored; train() without a number keeps it
+    assert t.state.horizon == 2  # restored; train() without a number keeps it
 
 
 def test_guard_flags_induced_codebook_churn_within_one_interval(tmp_path, data_dir):

@@ -81,7 +81,7 @@ def test_grad_accum_gives_the_update_of_the_whole_batch(tmp_path, data_dir, phas
             tmp_path / f"a{accum}", data_dir, *EXACT, *extra, f"train.grad_accum={accum}"
         )
         prime(t.codec, x)
-        t.state["step"] = start
+        t.state.step = start
         logs = t.train_step(list(x.chunk(accum)))
         assert logs["finite"] == 1.0
         model = t.codec if what == "g" else t.disc

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from telugu_codec import checkpoint
 from telugu_codec.errors import StorageError, TrainingError
 from telugu_codec.train.checkpoints import latest_checkpoint
-from telugu_codec.train.trainer import Trainer
+from telugu_codec.train.supervisor import Supervisor
 
 from .conftest import speechlike
 from .test_trainer import TRAIN_OVERRIDES, make_trainer, wait_for_train_records
@@ -59,17 +59,17 @@ def codec_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def _kill_at(monkeypatch, where: str) -> None:
     """Raise Killed when the first rollback is decided (`decided`) or just done (`done`)."""
-    real = Trainer._rollback
+    real = Supervisor.rollback
 
     def rollback(self):
-        if where == "decided" and self.state.get("pending") == "rollback":
+        if where == "decided" and self.state.pending == "rollback":
             raise Killed
         ok = real(self)
         if where == "done":
             raise Killed
         return ok
 
-    monkeypatch.setattr(Trainer, "_rollback", rollback)
+    monkeypatch.setattr(Supervisor, "rollback", rollback)
 
 
 @pytest.mark.parametrize("where", ["decided", "done"])
@@ -85,11 +85,11 @@ def test_a_kill_after_a_rollback_resumes_into_the_rollback(tmp_path, data_dir, m
         with pytest.raises(Killed):
             make_trainer(run, data_dir, *COLLAPSE).train(12)
     t = make_trainer(run, data_dir, *COLLAPSE, resume=True)
-    assert (t.state["step"], t.state["rollbacks"], t.state["lr_scale"]) == (0, 1, 0.5)
-    assert (run / "checkpoints" / t.state["last_healthy"]).exists()
+    assert (t.state.step, t.state.rollbacks, t.state.lr_scale) == (0, 1, 0.5)
+    assert (run / "checkpoints" / t.state.last_healthy).exists()
     result = t.train(12)
     assert (result.reason, result.step) == (ref.reason, ref.step)
-    assert t.state["rollbacks"] == 2 and t.state["lr_scale"] == 0.25
+    assert t.state.rollbacks == 2 and t.state.lr_scale == 0.25
     resumed = codec_weights(run)
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
@@ -105,7 +105,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_with_a_warning(tmp_path, data_di
     said: list[str] = []
     extra = ("train.ckpt_every=2", "train.keep_last=3")
     t = make_trainer(run, data_dir, *extra, resume=True, log=said.append)
-    assert t.state["step"] == 2
+    assert t.state.step == 2
     warning = [s for s in said if s.startswith("warning: checkpoint")]
     assert len(warning) == 1 and "step_00000004" in warning[0] and "step_00000002" in warning[0]
     assert (run / "checkpoints/corrupt_step_00000004").exists()
@@ -115,7 +115,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_with_a_warning(tmp_path, data_di
     # a state.json cut short is corrupt too
     (run / "checkpoints/step_00000004/state.json").write_text('{"step": 4, "trunc')
     said.clear()
-    assert make_trainer(run, data_dir, *extra, resume=True, log=said.append).state["step"] == 2
+    assert make_trainer(run, data_dir, *extra, resume=True, log=said.append).state.step == 2
     assert any("step_00000004" in s for s in said if s.startswith("warning: checkpoint"))
 
 

@@ -89,9 +89,17 @@ class CollapseGuard:
     # ------------------------------------------------------------------ per step
     def observe_step(self, step: int, d_loss: float | None) -> list[GuardEvent]:
         """Track the discriminator loss; returns an event when D has been near zero too long."""
-        if not self.cfg.enabled or d_loss is None or not math.isfinite(d_loss):
+        if d_loss is None or not math.isfinite(d_loss):
             return []
-        if d_loss < self.cfg.min_d_loss:
+        return self.observe_d_loss_low(step, d_loss < self.cfg.min_d_loss)
+
+    def observe_d_loss_low(self, step: int, low: bool | None) -> list[GuardEvent]:
+        """`observe_step` given only whether D's loss was below ``min_d_loss`` (None: D did not
+        step). The training step computes the comparison on the device with its finite flags,
+        so the guard costs no host transfer of its own."""
+        if not self.cfg.enabled or low is None:
+            return []
+        if low:
             self.state.d_low_steps += 1
         else:
             self.state.d_low_steps = 0

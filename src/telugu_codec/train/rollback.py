@@ -39,14 +39,15 @@ from .checkpoints import (
     set_aside,
 )
 from .guard import CollapseGuard
+from .state import TrainState
 
-PENDING_ROLLBACK = "rollback"  # state["pending"]: the guard's decision, saved before it is done
+PENDING_ROLLBACK = "rollback"  # TrainState.pending: the guard's decision, saved before it is done
 
 
 class RunCheckpoints:
     """Saves, restores and rolls back a run's checkpoints by the policy above.
 
-    The trainer's bookkeeping (`Trainer.state`: step, data position, best value, rollback
+    The trainer's bookkeeping (`TrainState`: step, data position, best value, rollback
     target, counters) is passed to each call and updated in place.
 
     Args:
@@ -80,7 +81,7 @@ class RunCheckpoints:
         self.metrics_file = metrics_file  # its size is saved: a resume cuts it back to that
         self.scalers = {k: v for k, v in (scalers or {}).items() if v is not None}
 
-    def save(self, state: dict, healthy: bool | None = None) -> Path:
+    def save(self, state: TrainState, healthy: bool | None = None) -> Path:
         """Checkpoint the current step; `healthy` (after a validation) marks the rollback target.
 
         Args:
@@ -90,12 +91,12 @@ class RunCheckpoints:
         Returns:
             The checkpoint folder.
         """
-        step = state["step"]
+        step = state.step
         if healthy is not None:
-            state["healthy"] = healthy
+            state.healthy = healthy
             if healthy:
-                state["last_healthy"] = f"step_{step:08d}"
-        saved = dict(state)
+                state.last_healthy = f"step_{step:08d}"
+        saved = state.to_dict()
         saved["guard"] = self.guard.state_dict()
         saved["balancer"] = self.balancer.state_dict() if self.balancer is not None else None
         if self.scalers:  # plain floats and ints
@@ -117,23 +118,23 @@ class RunCheckpoints:
             protect,
         )
 
-    def save_validated(self, state: dict, val: dict[str, float], healthy: bool) -> Path:
+    def save_validated(self, state: TrainState, val: dict[str, float], healthy: bool) -> Path:
         """Checkpoint after a validation, and export it as the best when it is.
 
         The best is the healthy validation with the lowest ``val/{train.best_metric}``.
         """
-        step = state["step"]
+        step = state.step
         metric = val.get(f"val/{self.cfg.best_metric}")
-        best = state["best_value"]
+        best = state.best_value
         is_best = healthy and metric is not None and (best is None or metric < best)
         if is_best:
-            state["best_value"], state["best_step"] = metric, step
+            state.best_value, state.best_step = metric, step
         ckpt = self.save(state, healthy=healthy)
         if is_best:
             export_best(ckpt, self.run_dir)
         return ckpt
 
-    def restore(self, path: Path, state: dict, restore_rng: bool) -> None:
+    def restore(self, path: Path, state: TrainState, restore_rng: bool) -> None:
         """Load models, optimizers, guard, balancer and bookkeeping (into `state`) from `path`."""
         loaded = load_checkpoint(path, self.codec, self.disc, self.optimizers, restore_rng)
         self.guard.load_state_dict(loaded.pop("guard"))
@@ -145,9 +146,9 @@ class RunCheckpoints:
                 self.scalers[k].load_state_dict(scaler_state)
         loaded.pop("optimizers", None)
         loaded.pop("rng", None)
-        state.update(loaded)
+        state.load(loaded)
 
-    def restore_latest(self, state: dict, warn: Callable[[str], None]) -> Path:
+    def restore_latest(self, state: TrainState, warn: Callable[[str], None]) -> Path:
         """Restore the newest intact checkpoint (with its RNG state) for a resume.
 
         A newer checkpoint that fails to load is reported through `warn` and, once an older
@@ -181,14 +182,14 @@ class RunCheckpoints:
             )
         raise TrainingError(f"no checkpoint to resume from in {self.run_dir / 'checkpoints'}")
 
-    def can_rollback(self, state: dict) -> bool:
+    def can_rollback(self, state: TrainState) -> bool:
         """Whether a rollback is possible: a target that exists, and rollbacks left."""
-        target = state.get("last_healthy")
-        if target is None or state["rollbacks"] >= self.cfg.guard.max_rollbacks:
+        target = state.last_healthy
+        if target is None or state.rollbacks >= self.cfg.guard.max_rollbacks:
             return False
         return (self.run_dir / "checkpoints" / target).exists()
 
-    def rollback(self, state: dict) -> bool:
+    def rollback(self, state: TrainState) -> bool:
         """Return to the last healthy checkpoint with lower learning rates; False if impossible.
 
         The caller saves the decision first (a checkpoint with ``pending: "rollback"``).
@@ -196,16 +197,11 @@ class RunCheckpoints:
         gc = self.cfg.guard
         if not self.can_rollback(state):
             return False
-        path = self.run_dir / "checkpoints" / state["last_healthy"]
-        rollbacks, scale = state["rollbacks"] + 1, state["lr_scale"] * gc.lr_factor
-        seconds, audio = state["train_seconds"], state["audio_seconds"]
+        path = self.run_dir / "checkpoints" / state.last_healthy
+        rollbacks, scale = state.rollbacks + 1, state.lr_scale * gc.lr_factor
+        seconds, audio = state.train_seconds, state.audio_seconds
         self.restore(path, state, restore_rng=False)
-        state.update(
-            rollbacks=rollbacks,
-            lr_scale=scale,
-            train_seconds=seconds,
-            audio_seconds=audio,
-            pending=None,
-        )
+        state.rollbacks, state.lr_scale, state.pending = rollbacks, scale, None
+        state.train_seconds, state.audio_seconds = seconds, audio
         self.guard.reset_trends()
         return True
