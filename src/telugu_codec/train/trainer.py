@@ -53,6 +53,7 @@ from .distributed import (
     barrier,
     broadcast_int,
     init_distributed,
+    rank0_first,
     replicas_agree,
 )
 from .finetune import freeze, init_weights
@@ -187,7 +188,7 @@ class Trainer:
         check_config(config)
         self.cfg = config
         self.run_dir = Path(run_dir)
-        self.dist: DistInfo = init_distributed()
+        self.dist: DistInfo = init_distributed(config.train.dist_timeout_minutes)
         self.lock = RunLock(self.run_dir)  # taken by rank 0 before it writes into run_dir
         self.log_fn = log
         self._bar = None  # the progress bar while training
@@ -264,14 +265,15 @@ class Trainer:
         )
         self.quantizer_stats = QuantizerStats(self.codec.quantizer.num_codes)
 
-        # data
-        self.train_ds, self.val_ds, self.data_report = build_datasets(
-            data,
-            config.data,
-            sr,
-            val_data=val_data,
-            log=self.log if self.dist.is_main else (lambda _m: None),
-        )
+        # data (rank 0 scans and caches the corpus first; the other ranks then read its cache)
+        with rank0_first(self.dist):
+            self.train_ds, self.val_ds, self.data_report = build_datasets(
+                data,
+                config.data,
+                sr,
+                val_data=val_data,
+                log=self.log if self.dist.is_main else (lambda _m: None),
+            )
 
         # bookkeeping (all JSON-able; saved in checkpoints)
         self.state = {
