@@ -114,7 +114,7 @@ class DataReport:
         lines = []
         if not math.isnan(self.val_seconds):
             lines.append(
-                f"  validation: {self.n_val} files, {self.val_seconds / 60:.1f} min of audio per "
+                f"  validation: {self.n_val} files, {_duration(self.val_seconds)} of audio per "
                 "validation (data.val_max_files, data.val_max_seconds; each validation's log "
                 "line says how long it took)"
             )
@@ -130,6 +130,10 @@ class DataReport:
 
 def _hours(h: float) -> str:
     return "? h" if math.isnan(h) else f"{h:.2f} h"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _files(n: int) -> str:
