@@ -130,7 +130,7 @@ def test_report_says_what_validation_costs_and_what_is_never_validated(tmp_path)
     _, _, report = build_datasets(tmp_path, cfg, SR, log=lines.append)
     text = "\n".join(lines)
     assert report.val_seconds == pytest.approx(3.0)  # 2 files x the centre 1.5 s
-    assert "validation: 2 files, 3 s of audio per validation" in text
+    assert "validation: 2 files, 3.0 s of audio per validation" in text
     unvalidated = report.n_held_out - 2
     assert f"note: {unvalidated} held-out files ({unvalidated * 2 / 3600:.2f} h)" in text
     lines.clear()
