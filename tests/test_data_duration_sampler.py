@@ -10,6 +10,7 @@ import torch
 
 from telugu_codec.data import build_datasets, make_train_loader
 from telugu_codec.data.duration_sampler import DurationSampler, allocate, item_seconds
+from telugu_codec.data.mix import mixed_loader
 from telugu_codec.errors import CodecError
 
 from .data_helpers import SR, noise, quiet, small_cfg, write
@@ -114,10 +115,23 @@ def test_duration_weighting_needs_durations():
         item_seconds(NoDurations())
 
 
-def test_duration_weighting_of_a_mix_is_refused_at_build(tmp_path):
-    for name in ("a", "b"):
-        for i in range(3):
-            write(tmp_path / name / f"f{i}.wav", noise(1.0, seed=i))
-    cfg = small_cfg(val_fraction=0.0, crops_per_file="duration")
-    with pytest.raises(CodecError, match="crops_per_file=duration applies to one corpus"):
-        build_datasets([tmp_path / "a", tmp_path / "b"], cfg, SR, log=quiet)
+def test_a_mix_hands_out_each_corpus_files_in_proportion_to_duration(tmp_path):
+    write(tmp_path / "a" / "long.wav", noise(4.0, seed=0))
+    for i in range(2):
+        write(tmp_path / "a" / f"short{i}.wav", noise(1.0, seed=i + 1))
+    for i in range(3):
+        write(tmp_path / "b" / f"f{i}.wav", noise(1.0, seed=i + 5))
+    cfg = small_cfg(val_fraction=0.0, batch_size=1, crops_per_file="duration")
+    train, _, _ = build_datasets([tmp_path / "a", tmp_path / "b"], cfg, SR, log=quiet)
+    long_index = [str(p) for p in train.parts[0].paths].index(str(tmp_path / "a" / "long.wav"))
+    for epoch in range(3):
+        loader, sampler = mixed_loader(train, cfg, seed=1, epoch=epoch)
+        keys = list(sampler)
+        assert len(keys) == 18  # 9 s of audio in 0.5 s crops
+        in_a = [k for k in keys if train.locate(k[2])[0] == 0]
+        n_long = sum(train.locate(k[2])[1] == long_index for k in in_a)
+        assert abs(n_long - len(in_a) * 4 / 6) < 1.0  # 4 s of the corpus's 6 s
+        assert len(set(keys)) == len(keys)  # repeated files give different crops
+    # one crop per file and pass: the long file only as often as a short one
+    one, _ = mixed_loader(train, small_cfg(val_fraction=0.0, batch_size=1), seed=1)
+    assert len(one.sampler) == 6

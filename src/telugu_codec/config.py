@@ -382,7 +382,7 @@ class DataConfig:
     scan: str = "auto"
     scan_workers: int = 0  # parallel probes of a folder scan (0 = one per CPU, at most 16)
     shuffle_buffer: int = 500  # tar shards: samples shuffled together in each loader worker
-    # crops per file and epoch, one corpus of files or rows (data/duration_sampler.py):
+    # crops per file and epoch, files and rows (not tar shards; data/duration_sampler.py):
     # "one" = one crop of every file per epoch (a 30 s file is drawn as often as a 2 s one);
     # "duration" = crops in proportion to duration, the epoch about one pass over the audio
     crops_per_file: str = "one"  # one | duration

@@ -228,7 +228,7 @@ def build_datasets(
     if isinstance(parts[0][0], ShardSet):
         sets = [p[0] for p in parts]
         train = ShardStream(sets, weights, cfg, sample_rate, hold_out=val_loaded is None)
-        val = _stream_validation(sets, val_loaded, cfg, sample_rate, parts[0][2])
+        val = _stream_validation(sets, val_loaded, cfg, sample_rate, parts[0][2], log)
     elif len(parts) == 1:
         train, val = parts[0][0], parts[0][1]  # type: ignore[assignment]
         train.name = specs[0].name  # type: ignore[attr-defined]
@@ -255,22 +255,21 @@ def build_datasets(
 
 
 def check_crops_per_file(train: Dataset, cfg: DataConfig) -> None:
-    """``data.crops_per_file: duration`` applies to one corpus of files or rows.
+    """``data.crops_per_file: duration`` applies to files and rows with known durations.
 
     Raises:
-        CodecError: duration weighting asked of a mix of corpora or of tar shards, or of items
-            whose durations are unknown.
+        CodecError: duration weighting asked of tar shards, or of items whose durations are
+            unknown.
     """
     if cfg.crops_per_file != "duration":
         return
-    if isinstance(train, (MixedDataset, ShardStream)):
-        kind = "tar shards" if isinstance(train, ShardStream) else "a mix of corpora"
+    if isinstance(train, ShardStream):
         raise CodecError(
-            f"data.crops_per_file=duration applies to one corpus of files or rows, not to {kind}"
-            " (shards: write shorter items with `telugu-codec prepare`); use data.crops_per_file"
-            "=one"
+            "data.crops_per_file=duration applies to files and rows, not to tar shards (streamed"
+            " one sample at a time); use data.crops_per_file=one"
         )
-    item_seconds(train)  # raises when a duration is unknown
+    for part in train.parts if isinstance(train, MixedDataset) else [train]:
+        item_seconds(part)  # raises when a duration is unknown
 
 
 def _stream_validation(
@@ -279,6 +278,7 @@ def _stream_validation(
     cfg: DataConfig,
     sample_rate: int,
     report: DataReport,
+    log: Callable[[str], None] = print,
 ) -> Dataset:
     """Validation for tar shards: held-out members found at the start of the shards, or all of
     separate validation data (shards or any other kind)."""
@@ -292,6 +292,11 @@ def _stream_validation(
         sets, everything = [val_loaded.shards], True  # type: ignore[list-item]
     else:
         everything = False
+        if cfg.val_hold_out == "validated":  # the stream decides per member, by hash alone
+            log(
+                "  note: data.val_hold_out=validated does not apply to tar shards: every member "
+                "hashed into data.val_fraction is held out; lower data.val_fraction instead"
+            )
     val, counts = validation_members(sets, cfg, sample_rate, everything=everything)
     for k, v in counts.items():
         report.skipped[k] = report.skipped.get(k, 0) + v

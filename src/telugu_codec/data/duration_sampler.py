@@ -55,6 +55,7 @@ def item_seconds(dataset: object) -> np.ndarray:
 
 def epoch_positions(seconds: np.ndarray, segment_seconds: float) -> int:
     """Crops in one epoch: about one pass over the audio, at least one per file."""
+    seconds = np.asarray(seconds, dtype=np.float64)
     return max(len(seconds), int(round(float(seconds.sum()) / segment_seconds)))
 
 
@@ -72,6 +73,16 @@ def allocate(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
     points = (rng.random() + np.arange(n)) / n
     files = order[np.searchsorted(edges, points, side="right")]
     return files[rng.permutation(n)].astype(np.int64)
+
+
+def occurrences(files: np.ndarray) -> np.ndarray:
+    """For each position, how many times its file appeared before it, (n,) int64: the crop
+    number of that draw of the file within the epoch."""
+    order = np.argsort(files, kind="stable")
+    first = np.searchsorted(files[order], files[order], side="left")
+    k = np.empty(len(files), dtype=np.int64)
+    k[order] = np.arange(len(files)) - first
+    return k
 
 
 class DurationSampler(RankedSampler):
@@ -107,12 +118,7 @@ class DurationSampler(RankedSampler):
         """The epoch's order over all ranks: (file index, crop epoch) of every position."""
         rng = np.random.default_rng([6, self.seed, self.epoch])  # 6: duration-weighted order
         files = allocate(self.weights, self.positions, rng)
-        # k-th occurrence of each file in this epoch: its crop number
-        order = np.argsort(files, kind="stable")
-        first = np.searchsorted(files[order], files[order], side="left")
-        k = np.empty_like(files)
-        k[order] = np.arange(len(files)) - first
-        return files, self.epoch * CYCLE_BASE + k
+        return files, self.epoch * CYCLE_BASE + occurrences(files)
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         files, crop_epochs = self.draw()
