@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -235,3 +236,87 @@ def test_sigterm_to_one_rank_stops_every_rank_with_a_checkpoint(tmp_path):
         json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in ln
     ][-1]
     assert stopped == last["step"] >= 3  # saved at the step where every rank stopped
+
+
+@pytest.mark.slow
+def test_rank0_scans_the_corpus_while_the_others_wait_then_read_its_cache(tmp_path):
+    """Two gloo ranks build the datasets inside `rank0_first`: rank 0 probes every file,
+    rank 1 none (it finds them all in the cache), and both get the same split."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        sf.write(data / f"u{i}.wav", speechlike(0.5, seed=i), 16000)
+    out = tmp_path / "out"
+    args = {"data": str(data), "out": str(out), "timeout_minutes": 2}
+    _two_ranks("tests.rank0_worker", args)
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["probed"] for r in ranks] == [6, 0]
+    assert ranks[0]["train"] == ranks[1]["train"] and ranks[0]["val"] == ranks[1]["val"]
+
+
+def _two_ranks(module: str, args: dict, timeout: float = 180) -> None:
+    """Run `module` on two gloo ranks under torchrun; kill the whole job on a hang."""
+    from pathlib import Path
+
+    from .test_trainer_ddp import _kill_tree
+
+    Path(args["out"]).mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [*cmd, "-m", module, json.dumps(args)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc.pid)
+        proc.communicate(timeout=30)
+        pytest.fail(f"the two ranks did not finish in {timeout:g} s (a barrier never released)")
+    assert proc.returncode == 0, err[-3000:]
+
+
+def test_rank0_first_without_a_process_group_just_runs_the_block():
+    from telugu_codec.train.distributed import DistInfo, rank0_first
+
+    ran = []
+    for info in (None, DistInfo()):
+        with rank0_first(info):
+            ran.append(True)
+    assert ran == [True, True]
+
+
+def test_process_group_timeout_comes_from_the_config(monkeypatch, tmp_path, data_dir):
+    """`train.dist_timeout_minutes` reaches init_process_group (and the trainer passes it)."""
+    from datetime import timedelta
+
+    import telugu_codec.train.distributed as D
+    import telugu_codec.train.trainer as T
+    from telugu_codec.config import load_config
+
+    seen = {}
+    monkeypatch.setattr(D.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(D.dist, "init_process_group", lambda **kw: seen.update(kw))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    info = D.init_distributed(45.0)
+    assert seen["timeout"] == timedelta(minutes=45) and (info.rank, info.world_size) == (1, 2)
+    assert load_config(None, ["train.dist_timeout_minutes=90"]).train.dist_timeout_minutes == 90
+
+    asked = []
+
+    def fake_init(minutes=None):
+        asked.append(minutes)
+        return D.DistInfo()
+
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setattr(T, "init_distributed", fake_init)
+    from .test_trainer import make_trainer
+
+    make_trainer(tmp_path / "r", data_dir, "train.dist_timeout_minutes=7")
+    assert asked == [7.0]

@@ -286,6 +286,12 @@ class MRDConfig:
 @dataclass
 class DiscriminatorConfig:
     kinds: tuple[str, ...] = ("mpd", "mrd")  # any of: msd, mpd, stftd, mrd
+    # input preprocessing, applied to real and generated audio alike before every family
+    # (DAC's `Discriminator.preprocess`): subtract each clip's mean ...
+    remove_dc: bool = False
+    # ... and scale each clip to this peak (DAC: 0.8); 0 = off. D then judges the waveform's
+    # shape, not its level (which the mel and loudness terms hold)
+    peak_normalize: float = 0.0
     msd: MSDConfig = field(default_factory=MSDConfig)
     mpd: MPDConfig = field(default_factory=MPDConfig)
     stftd: STFTDConfig = field(default_factory=STFTDConfig)
@@ -352,7 +358,13 @@ class DataConfig:
     batch_size: int = 8
     num_workers: int = -1  # loader processes; -1: auto (0 on a CPU, up to 8 per GPU process)
     val_fraction: float = 0.05  # held-out share when no separate validation data is given
-    val_max_files: int = 16
+    val_max_files: int = 16  # validation files at most (the first by path hash)
+    # which files a hash split (no separate validation data, no manifest split) keeps out of
+    # training: "fraction" = every file hashed into data.val_fraction, of which at most
+    # val_max_files are validated (the split of runs before this option; on a large corpus the
+    # rest is neither trained on nor validated); "validated" = only the files validated, the
+    # rest of the fraction trains. Changing it changes the training set: keep it on resume.
+    val_hold_out: str = "fraction"  # fraction | validated
     val_max_seconds: float = 5.0  # longest validation item (centre crop)
     speaker_disjoint: bool = False
     silence_db: float = -50.0  # reject training crops quieter than this (dBFS RMS)
@@ -370,6 +382,10 @@ class DataConfig:
     scan: str = "auto"
     scan_workers: int = 0  # parallel probes of a folder scan (0 = one per CPU, at most 16)
     shuffle_buffer: int = 500  # tar shards: samples shuffled together in each loader worker
+    # crops per file and epoch, files and rows (not tar shards; data/duration_sampler.py):
+    # "one" = one crop of every file per epoch (a 30 s file is drawn as often as a 2 s one);
+    # "duration" = crops in proportion to duration, the epoch about one pass over the audio
+    crops_per_file: str = "one"  # one | duration
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,6 +451,10 @@ class TrainConfig:
     fused_optimizer: bool = True  # AdamW's fused kernel (one launch per step) on CUDA
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs for fp32 parts
     max_nonfinite: int = 10  # consecutive non-finite steps before stopping
+    # DDP: how long a collective (a barrier, a gradient all-reduce) waits for the slowest rank
+    # before the run fails instead of hanging; rank 0's start-up scan of a large corpus runs
+    # while the others wait at a barrier, so allow for it
+    dist_timeout_minutes: float = 30.0
     log_every: int = 10
     val_every: int = 500
     ckpt_every: int = 500

@@ -193,6 +193,10 @@ RULES: dict[str, dict[str, Rule]] = {
         "mpd": ANY,
         "stftd": ANY,
         "mrd": ANY,
+        "remove_dc": BOOL,
+        "peak_normalize": _rule(
+            lambda v: _finite(v) and 0 <= v <= 1, "must be in [0, 1] (0 = off)"
+        ),
     },
     "MelLossConfig": {
         "n_ffts": each(POS, nonempty=True),
@@ -239,9 +243,11 @@ RULES: dict[str, dict[str, Rule]] = {
         "scan": choice("auto", "always", "never"),
         "scan_workers": NONNEG,
         "shuffle_buffer": POS,
+        "crops_per_file": choice("one", "duration"),
         "val_fraction": DECAY,
         # 0 would validate on nothing, and a validation that measured nothing looked healthy
         "val_max_files": POS,
+        "val_hold_out": choice("fraction", "validated"),
         "val_max_seconds": POS,
         "speaker_disjoint": BOOL,
         "silence_db": FINITE,
@@ -287,6 +293,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "grad_accum": POS,
         "precision": choice("auto", "fp32", "bf16", "fp16"),
         "max_nonfinite": POS,
+        "dist_timeout_minutes": _rule(
+            lambda v: _finite(v) and 1 <= v <= 24 * 60, "must be in [1, 1440] minutes"
+        ),
         "log_every": POS,
         "val_every": POS,
         "ckpt_every": POS,

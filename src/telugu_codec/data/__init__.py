@@ -9,6 +9,7 @@
 - `split`: the deterministic train/validation split (manifest column, path or speaker hash);
 - `datasets`: training crops as a pure function of (seed, epoch, index), validation items;
 - `loaders`: the epoch order per rank (resumable mid-epoch) and the loaders;
+- `duration_sampler`: the same, with crops in proportion to each file's duration;
 - `report`: `DataReport`, what was found, skipped and converted;
 - `build`: `build_datasets`, the steps above in order.
 

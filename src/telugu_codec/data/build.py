@@ -26,6 +26,7 @@ from ..config import DataConfig, DataSourceConfig
 from ..errors import CodecError, ConfigError
 from .corpora import Corpus, discover
 from .datasets import TrainDataset, ValDataset
+from .duration_sampler import item_seconds
 from .mix import InterleavedDataset, MixedDataset, normalized_weights
 from .parquet import RecordSource, is_record_dataset
 from .report import N_EXAMPLES, DataReport
@@ -227,7 +228,7 @@ def build_datasets(
     if isinstance(parts[0][0], ShardSet):
         sets = [p[0] for p in parts]
         train = ShardStream(sets, weights, cfg, sample_rate, hold_out=val_loaded is None)
-        val = _stream_validation(sets, val_loaded, cfg, sample_rate, parts[0][2])
+        val = _stream_validation(sets, val_loaded, cfg, sample_rate, parts[0][2], log)
     elif len(parts) == 1:
         train, val = parts[0][0], parts[0][1]  # type: ignore[assignment]
         train.name = specs[0].name  # type: ignore[attr-defined]
@@ -244,11 +245,31 @@ def build_datasets(
         for s, p in zip(specs, parts):
             p[2].weight = s.weight / total
         report = _mix_report(specs, [p[2] for p in parts], val)
+    report.val_seconds = validation_seconds(val, cfg, sample_rate)
+    check_crops_per_file(train, cfg)
     for line in report.summary().splitlines():
         log(line)
     if len(val) == 0:  # type: ignore[arg-type]
         log("  warning: no validation files (data.val_fraction is 0 or there is one file)")
     return train, val, report
+
+
+def check_crops_per_file(train: Dataset, cfg: DataConfig) -> None:
+    """``data.crops_per_file: duration`` applies to files and rows with known durations.
+
+    Raises:
+        CodecError: duration weighting asked of tar shards, or of items whose durations are
+            unknown.
+    """
+    if cfg.crops_per_file != "duration":
+        return
+    if isinstance(train, ShardStream):
+        raise CodecError(
+            "data.crops_per_file=duration applies to files and rows, not to tar shards (streamed"
+            " one sample at a time); use data.crops_per_file=one"
+        )
+    for part in train.parts if isinstance(train, MixedDataset) else [train]:
+        item_seconds(part)  # raises when a duration is unknown
 
 
 def _stream_validation(
@@ -257,6 +278,7 @@ def _stream_validation(
     cfg: DataConfig,
     sample_rate: int,
     report: DataReport,
+    log: Callable[[str], None] = print,
 ) -> Dataset:
     """Validation for tar shards: held-out members found at the start of the shards, or all of
     separate validation data (shards or any other kind)."""
@@ -270,6 +292,11 @@ def _stream_validation(
         sets, everything = [val_loaded.shards], True  # type: ignore[list-item]
     else:
         everything = False
+        if cfg.val_hold_out == "validated":  # the stream decides per member, by hash alone
+            log(
+                "  note: data.val_hold_out=validated does not apply to tar shards: every member "
+                "hashed into data.val_fraction is held out; lower data.val_fraction instead"
+            )
     val, counts = validation_members(sets, cfg, sample_rate, everything=everything)
     for k, v in counts.items():
         report.skipped[k] = report.skipped.get(k, 0) + v
@@ -339,7 +366,10 @@ def _one_corpus(
     if not val:
         method = "none" if method in ("hash", "speaker-hash") else method
     held_out = len(val)
-    val = validation_files(val, val_root, cfg.val_max_files)
+    validated = validation_files(val, val_root, cfg.val_max_files)
+    unvalidated = {e.item.path for e in val} - {e.item.path for e in validated}
+    hours_unvalidated = sum(_entry_seconds(e) for e in val if e.item.path in unvalidated) / 3600
+    val = validated
     train_set = _datasets(loaded, train, cfg, sample_rate, train=True)
     vl = val_loaded if val_loaded is not None else loaded
     val_set = _datasets(vl, val, cfg, sample_rate, train=False)
@@ -368,8 +398,37 @@ def _one_corpus(
         name=spec.name,
         weight=spec.weight,
         probed=loaded.source is None,
+        hours_unvalidated=hours_unvalidated,
     )
     return train_set, val_set, report
+
+
+def _entry_seconds(e: ScanEntry) -> float:
+    """A file's duration from its scan (or its listing); NaN when unknown."""
+    if e.stats is not None:
+        return e.stats.duration
+    return math.nan if e.item.duration is None else float(e.item.duration)
+
+
+def _item_seconds(ds: Dataset, index: int, sample_rate: int) -> float:
+    durations = getattr(ds, "durations", None)
+    if durations is not None:
+        return float(durations[index])
+    lengths = getattr(ds, "lengths", None)
+    return math.nan if lengths is None else float(lengths[index]) / sample_rate
+
+
+def validation_seconds(val: Dataset, cfg: DataConfig, sample_rate: int) -> float:
+    """Audio one validation runs on: the centre ``data.val_max_seconds`` of each of the first
+    ``data.val_max_files`` items (as `train.validation.validate` reads them); NaN when an
+    item's length is not known before it is read."""
+    n = min(len(val), cfg.val_max_files)  # type: ignore[arg-type]
+    if isinstance(val, InterleavedDataset):
+        items = [(val.parts[j], i) for j, i in val.order[:n]]
+    else:
+        items = [(val, i) for i in range(n)]
+    seconds = [min(_item_seconds(ds, i, sample_rate), cfg.val_max_seconds) for ds, i in items]
+    return float(sum(seconds))
 
 
 def _mix_report(specs: list[DataSourceConfig], parts: list[DataReport], val: Dataset) -> DataReport:

@@ -111,9 +111,22 @@ def make_train_loader(
 ) -> DataLoader:
     """One epoch of training batches for this rank, starting at batch `start_batch`.
 
+    The order is `EpochSampler`'s (one crop per file), or with ``data.crops_per_file:
+    duration`` `duration_sampler.DurationSampler`'s (crops in proportion to duration).
     Batches are (cfg.batch_size, 1, T) float32, identical for any `cfg.num_workers`.
     """
-    sampler = EpochSampler(len(dataset), cfg.batch_size, seed, epoch, start_batch, rank, world_size)
+    sampler: RankedSampler
+    if cfg.crops_per_file == "duration":
+        from .duration_sampler import DurationSampler, item_seconds  # it builds on this module
+
+        seconds = item_seconds(dataset)
+        sampler = DurationSampler(
+            seconds, cfg.segment_seconds, cfg.batch_size, seed, epoch, start_batch, rank, world_size
+        )
+    else:
+        sampler = EpochSampler(
+            len(dataset), cfg.batch_size, seed, epoch, start_batch, rank, world_size
+        )
     return sampled_loader(dataset, sampler, cfg)
 
 

@@ -7,6 +7,10 @@ another one when a small corpus runs out (its files then appear more than once p
 each pass with other crops). Like `EpochSampler`, everything depends only on (seed, epoch, rank,
 world size), so batches are the same for any worker count and a resumed run continues with
 exactly the batches it would have seen. Tar shards are mixed inside `shards.ShardStream`.
+
+With ``data.crops_per_file: duration`` an epoch is about one pass over all corpora's audio, and
+each corpus hands out its files in proportion to their durations
+(`duration_sampler.allocate`) instead of in permutations.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import DataConfig
 from ..errors import CodecError
 from .datasets import TrainDataset
+from .duration_sampler import allocate, epoch_positions, item_seconds, occurrences
 from .loaders import RankedSampler, sampled_loader
 from .sources import SourceTrainDataset
 
@@ -87,10 +92,13 @@ class MixSampler(RankedSampler):
         start_batch: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        by_duration: bool = False,
     ):
-        super().__init__(
-            len(dataset), batch_size, seed, epoch, start_batch, rank, world_size, "mix"
-        )
+        n = len(dataset)
+        self.seconds = [item_seconds(p) for p in dataset.parts] if by_duration else None
+        if self.seconds is not None:
+            n = epoch_positions(np.concatenate(self.seconds), dataset.segment / dataset.sample_rate)
+        super().__init__(n, batch_size, seed, epoch, start_batch, rank, world_size, "mix")
         self.ds = dataset
         self.sources, self.indices, self.crop_epochs = self._draw()
 
@@ -103,6 +111,12 @@ class MixSampler(RankedSampler):
         cycles = np.zeros(need, dtype=np.int64)
         for j, n in enumerate(self.ds.sizes):
             where = np.flatnonzero(sources == j)
+            if self.seconds is not None:  # files in proportion to duration
+                rng_j = np.random.default_rng([7, self.seed, self.epoch, j])
+                local = allocate(self.seconds[j], len(where), rng_j) if len(where) else where
+                indices[where] = self.ds.offsets[j] + local
+                cycles[where] = occurrences(local)
+                continue
             k = np.arange(len(where))
             cycle, within = k // n, k % n
             local = np.empty(len(where), dtype=np.int64)
@@ -138,7 +152,10 @@ def mixed_loader(
     world_size: int = 1,
 ) -> tuple[DataLoader, MixSampler]:
     """One mix epoch of batches ``[audio (B, 1, T), skipped (B,), source (B,)]`` for this rank."""
-    sampler = MixSampler(dataset, cfg.batch_size, seed, epoch, start_batch, rank, world_size)
+    by_duration = cfg.crops_per_file == "duration"
+    sampler = MixSampler(
+        dataset, cfg.batch_size, seed, epoch, start_batch, rank, world_size, by_duration
+    )
     return sampled_loader(dataset, sampler, cfg), sampler
 
 

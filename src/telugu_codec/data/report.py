@@ -37,6 +37,9 @@ class DataReport:
         probed: whether the files were probed at start-up (False: Parquet/Arrow rows, tar
             shards, manifests with durations; unreadable items are then passed over and
             counted during training instead).
+        val_seconds: audio one validation runs on (NaN: unknown; set by `build_datasets`).
+        hours_unvalidated: audio held out of training but never validated (the held-out
+            files beyond ``data.val_max_files``).
     """
 
     source: str
@@ -60,6 +63,8 @@ class DataReport:
     weight: float = 1.0
     parts: list[DataReport] = field(default_factory=list)
     probed: bool = True
+    val_seconds: float = math.nan
+    hours_unvalidated: float = 0.0
 
     @property
     def n_skipped(self) -> int:
@@ -73,6 +78,7 @@ class DataReport:
                 f"{_hours(self.hours_train)}, val {self.n_val} files; crops drawn "
                 + ", ".join(f"{p.name} {100 * p.weight:.0f} %" for p in self.parts)
             ]
+            lines += self._validation_lines()
             for p in self.parts:
                 lines += ["  " + line for line in p.summary().splitlines()]
             return "\n".join(lines)
@@ -88,6 +94,7 @@ class DataReport:
         ]
         if self.speakers_train or self.speakers_val:
             lines.append(f"  speakers: {self.speakers_train} train, {self.speakers_val} val")
+        lines += self._validation_lines()
         for title, counts, examples in (
             ("skipped", self.skipped, self.skipped_examples),
             ("converted", self.converted, self.converted_examples),
@@ -102,9 +109,31 @@ class DataReport:
             )
         return "\n".join(lines)
 
+    def _validation_lines(self) -> list[str]:
+        """What a validation costs, and the held-out audio it never sees."""
+        lines = []
+        if not math.isnan(self.val_seconds):
+            lines.append(
+                f"  validation: {self.n_val} files, {_duration(self.val_seconds)} of audio per "
+                "validation (data.val_max_files, data.val_max_seconds; each validation's log "
+                "line says how long it took)"
+            )
+        unvalidated = self.n_held_out - self.n_val
+        if unvalidated > 0 and self.split in ("hash", "speaker-hash"):
+            lines.append(
+                f"  note: {unvalidated} held-out files ({_hours(self.hours_unvalidated)}) are "
+                "neither trained on nor validated; data.val_hold_out=validated trains on them "
+                "(a new training set: not for a resumed run), or raise data.val_max_files"
+            )
+        return lines
+
 
 def _hours(h: float) -> str:
     return "? h" if math.isnan(h) else f"{h:.2f} h"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _files(n: int) -> str:

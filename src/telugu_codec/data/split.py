@@ -83,6 +83,8 @@ def split_entries(
     their speakers, leave the training set); else the manifest's split column when every row
     has one (``val``/``valid``/``validation``/``dev`` -> validation, ``test`` -> neither); else
     `hash_split` with ``cfg.val_fraction`` (by speaker when ``cfg.speaker_disjoint``).
+    With ``cfg.val_hold_out: validated`` a hash split keeps out of training only the files
+    that are validated (`hold_out_validated`); labelled splits are left as they are.
 
     Args:
         usable: the usable files of the training source.
@@ -120,7 +122,44 @@ def split_entries(
         if len(kept) < len(train):
             log(f"  {len(train) - len(kept)} training files of validation speakers removed")
         train = kept
+    if cfg.val_hold_out == "validated" and method in ("hash", "speaker-hash"):
+        by_speaker = method == "speaker-hash"
+        train, val = hold_out_validated(usable, val, root, cfg.val_max_files, by_speaker)
     return train, val, method
+
+
+def hold_out_validated(
+    usable: list[ScanEntry],
+    held_out: list[ScanEntry],
+    root: Path,
+    max_files: int,
+    by_speaker: bool = False,
+) -> tuple[list[ScanEntry], list[ScanEntry]]:
+    """Keep out of training only the held-out files that validation uses.
+
+    Validation uses `validation_files` of the held-out set (at most `max_files`); every other
+    usable file trains, except, when the held-out set was chosen by speaker (`by_speaker`),
+    other files of a validated speaker (no validated speaker is trained on). Otherwise the
+    files kept out are exactly the validated ones.
+
+    Args:
+        usable: every usable file of the corpus, in corpus order.
+        held_out: the files a hash split held out (a subset of `usable`).
+        root: the corpus folder (hash keys are relative to it).
+        max_files: ``data.val_max_files``.
+        by_speaker: the split was speaker-disjoint.
+
+    Returns:
+        (train, validated), train in corpus order.
+    """
+    validated = validation_files(held_out, root, max_files)
+    chosen = {e.item.path for e in validated}
+    kept_speakers = speakers(validated) if by_speaker else set()
+
+    def trains(e: ScanEntry) -> bool:
+        return e.item.path not in chosen and e.item.speaker not in kept_speakers
+
+    return [e for e in usable if trains(e)], validated
 
 
 def validation_files(val: list[ScanEntry], root: Path, max_files: int) -> list[ScanEntry]:

@@ -52,6 +52,7 @@ MSD_LAYERS: tuple[tuple[int, int, int, int, int], ...] = (
 MSD_PARAMS_PER_SCALE = 5_637_953
 
 KINDS = ("msd", "mpd", "stftd", "mrd")
+PEAK_EPS = 1e-9  # peak normalisation of digital silence: stays silence (DAC's epsilon)
 
 
 @dataclass
@@ -407,6 +408,7 @@ class Discriminators(nn.Module):
             "mrd": lambda: MultiResolutionDiscriminator(cfg.mrd),
         }
         self.sample_rate = sample_rate
+        self.remove_dc, self.peak = cfg.remove_dc, cfg.peak_normalize
         self.families = nn.ModuleDict({k: builders[k]() for k in cfg.kinds})
         self.names: list[str] = [n for fam in self.families.values() for n in fam.names]
 
@@ -420,10 +422,34 @@ class Discriminators(nn.Module):
             ``len(self.names)`` outputs, in the order of `names`.
         """
         _check_wav(wav)
+        wav = preprocess(wav, self.remove_dc, self.peak)
         outs: list[DiscriminatorOutput] = []
         for fam in self.families.values():
             outs.extend(fam(wav))
         return outs
 
     def extra_repr(self) -> str:
-        return f"sample_rate={self.sample_rate}, names={self.names}"
+        return (
+            f"sample_rate={self.sample_rate}, names={self.names}, remove_dc={self.remove_dc}, "
+            f"peak_normalize={self.peak}"
+        )
+
+
+def preprocess(wav: torch.Tensor, remove_dc: bool, peak: float) -> torch.Tensor:
+    """What every discriminator family sees of a waveform (DAC's discriminator input, Kumar et
+    al. 2023, `Discriminator.preprocess` in dac/model/discriminator.py).
+
+    Args:
+        wav: (B, C, T) waveform.
+        remove_dc: subtract each clip's (and channel's) mean over time.
+        peak: scale each clip so its largest magnitude is `peak` (DAC: 0.8); 0 = no scaling.
+            Differentiable (the generator's gradient flows through the scale too, as in DAC).
+
+    Returns:
+        (B, C, T), `wav` itself when both are off.
+    """
+    if remove_dc:
+        wav = wav - wav.mean(dim=-1, keepdim=True)
+    if peak > 0:
+        wav = peak * wav / (wav.abs().amax(dim=-1, keepdim=True) + PEAK_EPS)
+    return wav

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -24,10 +27,14 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed() -> DistInfo:
+def init_distributed(timeout_minutes: float | None = None) -> DistInfo:
     """Join the process group that `torchrun` describes in the environment (if any).
 
     NCCL on CUDA, gloo on CPU. A single process (no WORLD_SIZE or WORLD_SIZE=1) needs nothing.
+
+    Args:
+        timeout_minutes: how long a collective waits for the other ranks before it fails
+            (``train.dist_timeout_minutes``); None: PyTorch's default.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -38,7 +45,8 @@ def init_distributed() -> DistInfo:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
             torch.cuda.set_device(local)
-        dist.init_process_group(backend=backend)
+        kwargs = {} if timeout_minutes is None else {"timeout": timedelta(minutes=timeout_minutes)}
+        dist.init_process_group(backend=backend, **kwargs)
     return DistInfo(rank=rank, world_size=world, local_rank=local)
 
 
@@ -75,6 +83,33 @@ def all_ranks_true(flags: torch.Tensor, info: DistInfo) -> list[bool]:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+@contextmanager
+def rank0_first(info: DistInfo | None = None) -> Iterator[None]:
+    """Rank 0 runs the block first while the other ranks wait at a barrier, then they run it.
+
+    For work whose result rank 0 leaves behind for the others, e.g. the start-up scan of a
+    corpus: rank 0 probes every file and writes the scan cache, the others then find every
+    file cached instead of each probing the whole corpus at once. Without a process group
+    (`info` None or one process, and no group initialised) it just runs the block.
+
+    If rank 0's block raises, rank 0 still reaches the barrier (so the others never hang) and
+    the others run the block themselves, which raises the same error on every rank.
+    """
+    enabled = info.enabled if info is not None else dist.is_available() and dist.is_initialized()
+    if enabled and dist.is_initialized() and dist.get_world_size() > 1:
+        main = dist.get_rank() == 0
+    else:
+        yield
+        return
+    if not main:
+        dist.barrier()  # wait for rank 0's block
+    try:
+        yield
+    finally:
+        if main:
+            dist.barrier()  # release the others
 
 
 def cleanup(info: DistInfo) -> None:

@@ -31,7 +31,7 @@ from ..errors import TrainingError
 from ..model.codec import Codec
 from ..model.discriminators import Discriminators
 from .checkpoints import latest_checkpoint, list_checkpoints
-from .distributed import DistInfo, barrier, init_distributed
+from .distributed import DistInfo, barrier, init_distributed, rank0_first
 from .feed import DataFeed
 from .finetune import freeze, init_weights
 from .gan_step import GANStep, StepResult, build_gan_step
@@ -98,7 +98,7 @@ class Trainer:
         check_config(config)
         self.cfg = config
         self.run_dir = Path(run_dir)
-        self.dist: DistInfo = init_distributed()
+        self.dist: DistInfo = init_distributed(config.train.dist_timeout_minutes)
         self.lock = RunLock(self.run_dir)  # taken by rank 0 before it writes into run_dir
         self.time_budget_s = time_budget_s
         if device is None:
@@ -151,14 +151,15 @@ class Trainer:
         )
         self.quantizer_stats = QuantizerStats(self.codec.quantizer.num_codes)
 
-        # data
-        train_ds, val_ds, self.data_report = build_datasets(
-            data,
-            config.data,
-            config.model.sample_rate,
-            val_data=val_data,
-            log=self.log if self.dist.is_main else (lambda _m: None),
-        )
+        # data (rank 0 scans and caches the corpus first; the other ranks then read its cache)
+        with rank0_first(self.dist):
+            train_ds, val_ds, self.data_report = build_datasets(
+                data,
+                config.data,
+                config.model.sample_rate,
+                val_data=val_data,
+                log=self.log if self.dist.is_main else (lambda _m: None),
+            )
         self.feed = DataFeed(
             train_ds, val_ds, config, self.state, self.dist, self.device, self.telemetry
         )

@@ -8,6 +8,7 @@ discriminators tell real from fake. `health_line` is the one line the trainer lo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -60,8 +61,11 @@ def validate(
         ``val/mel_distance``, ``val/pesq`` (with ``train.val_pesq``), ``val/perplexity/q{i}``,
         ``val/usage/q{i}``, ``val/dead_codes/q{i}``, ``val/distinct/q{i}`` (share of distinct
         codewords) and, with discriminators,
-        ``val/d_acc_real`` / ``val/d_acc_fake``; and the audio samples.
+        ``val/d_acc_real`` / ``val/d_acc_fake``; ``val/seconds``, the wall-clock time this
+        validation took (what validation costs, with the data report's audio per
+        validation); and the audio samples.
     """
+    start = time.perf_counter()
     codec.eval()
     if disc is not None:
         disc.eval()
@@ -116,6 +120,7 @@ def validate(
     if d_total:
         result["val/d_acc_real"] = d_real_ok / d_total
         result["val/d_acc_fake"] = d_fake_ok / d_total
+    result["val/seconds"] = time.perf_counter() - start
     return Validation(result, samples)
 
 
@@ -160,6 +165,7 @@ def health_line(
         + (f", PESQ {val['val/pesq']:.2f}" if "val/pesq" in val else "")
         + (f", {codebooks}" if codebooks else "")
         + (f", cost {cost:.1f} {currency}" if cost is not None else "")
+        + (f", validation took {val['val/seconds']:.1f} s" if "val/seconds" in val else "")
         + f" | {health}"
     )
 
