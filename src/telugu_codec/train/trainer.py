@@ -46,6 +46,7 @@ from ..errors import TrainingError
 from ..model.codec import Codec, CodecOutput
 from ..model.discriminators import Discriminators
 from .checkpoints import latest_checkpoint, list_checkpoints
+from .distill import build_distiller
 from .distributed import (
     DistInfo,
     all_ranks_true,
@@ -272,6 +273,9 @@ class Trainer:
             val_data=val_data,
             log=self.log if self.dist.is_main else (lambda _m: None),
         )
+        self.distill = build_distiller(config, self.codec, self.log)  # issue 25: None when off
+        if self.distill is not None:
+            self.train_ds = self.distill.wrap(self.train_ds)
 
         # bookkeeping (all JSON-able; saved in checkpoints)
         self.state = {
@@ -430,10 +434,12 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
+        if self.distill is not None:  # issue 25
+            self.distill.reset()
         for batch in it:
             self.state["epoch"], self.state["batch_in_epoch"] = batch.epoch, batch.index + 1
             self._count_data(batch)
-            yield batch.audio
+            yield batch.audio if self.distill is None else self.distill.take(batch.audio)
 
     def _count_data(self, batch: Batch) -> None:
         """Crops per corpus and items passed over (all processes), kept in the state."""
@@ -606,6 +612,10 @@ class Trainer:
         with self._frozen_disc():
             terms = self.generator_losses(x, out, adversarial)
             commit = out.commit_loss * lc.vq
+            if self.distill is not None:  # issue 25: outside the balancer, like commit
+                distill = self.distill.loss(out)
+                commit = commit + lc.distill * distill
+                _add(sums, "loss/distill", distill.detach(), n)
             if self.balancer is not None and terms:
                 grad, stats = self.balancer.combined_grad(terms, out.audio)
                 surrogate = (out.audio.float() * grad).sum() + commit
