@@ -217,7 +217,7 @@ def _load_features(
         rate, dim = float(meta["frame_rate"]), int(meta["dim"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CodecError(
-            f"cannot read {meta_file} (it must declare {{\"frame_rate\": ..., \"dim\": ...}}): "
+            f'cannot read {meta_file} (it must declare {{"frame_rate": ..., "dim": ...}}): '
             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
         ) from e
     if not (math.isfinite(rate) and rate > 0):
