@@ -1,22 +1,25 @@
 """Low frame rates and distillation (issue 25): 50 Hz vs 12.5 Hz, with and without phonetic
 distillation into codebook 1, at equal CPU-minutes; then the token measures LM builders use.
 
-Four runs, one at a time, each `telugu-codec train ... --threads 1 --minutes M` under
-`nice -n 5` on the Festival NSK corpus (phone segments in its manifest, built first when
-missing: `data/te-nsk`, about 1.5 h, 1 minute to render):
+Four runs, one at a time, each `telugu-codec train ... --threads 1` for `--steps` steps (the
+cosine schedule ending there; or `--minutes M` of wall clock) under `nice -n 5` on the Festival
+NSK corpus (phone segments in its manifest, built first when missing: `data/te-nsk`, about
+1.5 h, 1 minute to render):
 
 - `sf50`: tiny-sf (50 Hz, plain RVQ);
 - `sf50-distill`: tiny-sf + model.quantizer.split_first + loss.distill (phones);
 - `hz12`: tiny-12hz (12.5 Hz, plain RVQ);
 - `hz12-distill`: tiny-12hz + split_first + loss.distill.
 
+The wall and CPU seconds of each training process are recorded: on a shared machine equal
+steps are a fairer budget than equal wall minutes, and the CPU seconds say what each cost.
 Each run is then scored (evaluation/tokens.py): the codebook-1 id -> phone probe fitted on
 `--probe-files` training files and scored on the held-out files, codebook usage and entropy
 on the held-out files, and PESQ-WB / STOI on `--quality-files` held-out files at two
 bitrates per frame rate (50 Hz: 1 and 3 codebooks = 0.9 / 1.9 kbps; 12.5 Hz: 4 and 8 = 0.6 /
 1.1 kbps; the pitch channel counted). Runs already finished in `--out` are scored, not retrained.
 
-    nice -n 5 .venv/bin/python benchmarks/bench_lowrate.py --minutes 8 --out runs/lowrate \\
+    nice -n 5 .venv/bin/python benchmarks/bench_lowrate.py --steps 300 --out runs/lowrate \\
         --json benchmarks/results_lowrate.json
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -43,30 +47,44 @@ from telugu_codec.model.codec import Codec
 
 DISTILL = ["model.quantizer.split_first=true", "loss.teacher.kind=phones"]
 RUNS = {
-    "sf50": ("tiny-sf", [], (1, 3)),
-    "sf50-distill": ("tiny-sf", DISTILL, (1, 3)),
     "hz12": ("tiny-12hz", [], (4, 8)),
     "hz12-distill": ("tiny-12hz", DISTILL, (4, 8)),
+    "sf50": ("tiny-sf", [], (1, 3)),
+    "sf50-distill": ("tiny-sf", DISTILL, (1, 3)),
 }
-COMMON = ["train.val_pesq=false", "train.val_every=250", "data.val_max_files=8"]
+COMMON = ["train.val_pesq=false", "train.val_every=150", "data.val_max_files=8"]
 
 
-def train(name: str, corpus: Path, out: Path, minutes: float, weight: float) -> float:
-    """Train run `name` into out/name unless it finished; returns its wall seconds (0: kept)."""
+def train(
+    name: str, corpus: Path, out: Path, budget: list[str], weight: float
+) -> tuple[float, float]:
+    """Train run `name` into out/name unless it finished.
+
+    Returns:
+        (wall seconds, CPU seconds of the training process); zeros for a run kept as it was.
+    """
     run = out / name
     if (run / "checkpoints" / "best" / "codec.safetensors").exists():
         print(f"{name}: trained already, scoring it", flush=True)
-        return 0.0
+        return 0.0, 0.0
     preset, extra, _ = RUNS[name]
     if extra:
         extra = extra + [f"loss.distill={weight}", f"loss.teacher.path={corpus / 'manifest.tsv'}"]
     cmd = ["nice", "-n", "5", sys.executable, "-m", "telugu_codec", "train", "--config", preset]
     cmd += ["--data", str(corpus / "train"), "--val-data", str(corpus / "val"), "--out", str(run)]
-    cmd += ["--minutes", str(minutes), "--threads", "1", "--no-progress", *COMMON, *extra]
+    options = [b for b in budget if "=" not in b]
+    overrides = [b for b in budget if "=" in b]
+    cmd += [*options, "--threads", "1", "--no-progress", *COMMON, *overrides, *extra]
     print(" ".join(cmd), flush=True)
-    t0 = time.time()
+    t0, c0 = time.time(), _child_cpu()
     subprocess.run(cmd, check=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
-    return time.time() - t0
+    return time.time() - t0, _child_cpu() - c0
+
+
+def _child_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def steps_of(run: Path) -> int:
@@ -82,7 +100,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", type=Path, default=REPO_ROOT / "data" / "te-nsk")
     p.add_argument("--out", type=Path, default=Path("runs/lowrate"))
-    p.add_argument("--minutes", type=float, default=8.0, help="training minutes per run")
+    p.add_argument("--minutes", type=float, help="training minutes per run (wall clock)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per run (no --minutes)")
     p.add_argument("--distill", type=float, default=3.0, help="loss.distill of the distilled runs")
     p.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of the runs")
     p.add_argument("--probe-files", type=int, default=300, help="training files the probe fits")
@@ -96,7 +115,9 @@ def main() -> None:
     probe_train = train_files[:: max(1, len(train_files) // args.probe_files)][: args.probe_files]
     results = {}
     for name in args.runs.split(","):
-        wall = train(name, corpus, args.out, args.minutes, args.distill)
+        budget = ["--minutes", str(args.minutes)] if args.minutes else []
+        budget = budget or ["--max-steps", str(args.steps), f"train.max_steps={args.steps}"]
+        wall, cpu = train(name, corpus, args.out, budget, args.distill)
         codec = Codec.load(args.out / name)
         files = probe_train + test_files
         durations = [sf.info(f).duration for f in files]
@@ -121,7 +142,8 @@ def main() -> None:
         results[name] = {
             "steps": steps_of(args.out / name),
             "train_wall_s": wall,
-            "minutes": args.minutes,
+            "train_cpu_s": cpu,
+            "budget": " ".join(budget),
             "rows": rows,
         }
         if args.json:
