@@ -201,6 +201,11 @@ class QuantizerConfig:
     codebook_weight: float = 1.0  # weight of the codebook loss ||sg(z) - e||^2
     # -- fsq
     fsq_levels: tuple[int, ...] = ()  # () = the paper's levels for codebook_size
+    # -- split (Mimi, Defossez et al. 2024 sec. 3.2): codebook 1 is a quantizer of its own (the
+    # "semantic" one, the target of `loss.distill`), codebooks 2..n_q a residual quantizer in
+    # parallel on the same latent; each has its own 1x1 input and output projection and the
+    # outputs are summed (model/quantizer/split.py)
+    split_first: bool = False
 
 
 @dataclass
@@ -309,6 +314,29 @@ class MelLossConfig:
 
 
 @dataclass
+class TeacherConfig:
+    """Where the targets of `loss.distill` come from (data/teachers.py, docs/low-frame-rate.md).
+
+    - ``phones``: the phone segments of a manifest (`path`: a TSV/CSV with a `phones` column of
+      JSON ``[[end_s, "phone"], ...]``, as the synthetic corpora write), turned into one phone id
+      per codec frame; cross-entropy through a linear projection of codebook 1's output;
+    - ``features``: per-frame teacher features (`path`: a folder with ``teacher.json`` declaring
+      ``frame_rate`` and ``dim``, and one ``KEY.npy`` (frames, dim) per audio file, KEY its path
+      relative to the training files' common folder without the suffix), resampled to the
+      codec's frame rate; cosine distance through a linear projection (Mimi).
+    """
+
+    kind: str = "phones"  # phones | features
+    path: str = ""
+    dim: int = 64  # phones: classes of the projection (>= the inventory); features: their size
+    # a teacher whose length differs from the audio's by more than this is misaligned
+    tolerance_s: float = 0.1
+    # missing or misaligned teacher for a training file: error (one line, at start-up) or skip
+    # (logged once per file; the file still trains reconstruction, without distillation)
+    on_mismatch: str = "error"  # error | skip
+
+
+@dataclass
 class LossConfig:
     adversarial: str = "lsgan"  # hinge | lsgan | bce | hinge_g_bce_d (the seed's mismatch)
     feature_matching: str = "l1"  # l1 | relative (EnCodec)
@@ -328,6 +356,10 @@ class LossConfig:
     complex_n_ffts: tuple[int, ...] = (512, 1024)  # its STFT sizes (hop n_fft / 4)
     complex_power: float = 0.3  # the compression exponent c, in (0, 1]
     vq: float = 0.25  # multiplies the quantizer's commitment loss
+    # distillation of `teacher` into codebook 1's quantised output (issue 25); 0 = off. Not a
+    # decoder-output loss: added outside the balancer, like the commitment loss
+    distill: float = 0.0
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     balancer: bool = False  # EnCodec sec. 3.4 gradient balancer over decoder-output losses
     balancer_ema: float = 0.999
     balancer_total_norm: float = 1.0

@@ -144,6 +144,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "factorized_dim": POS,
         "codebook_weight": NONNEG,
         "fsq_levels": each(AT_LEAST_2),
+        "split_first": BOOL,
     },
     "ModelConfig": {
         "sample_rate": POS,
@@ -228,6 +229,15 @@ RULES: dict[str, dict[str, Rule]] = {
         "gan_reduction": choice("mean", "sum"),
         "stft_n_ffts": each(POS),
         "mel_loss": ANY,
+        "distill": NONNEG,
+        "teacher": ANY,
+    },
+    "TeacherConfig": {
+        "kind": choice("phones", "features"),
+        "path": ANY,
+        "dim": _rule(lambda v: _finite(v) and 2 <= v <= 65536, "must be in 2..65536"),
+        "tolerance_s": NONNEG,
+        "on_mismatch": choice("error", "skip"),
     },
     "DataSourceConfig": {
         "path": ANY,
@@ -364,6 +374,11 @@ def _cross(cfg: Any) -> list[tuple[str, str]]:
         out.append(
             ("model.decoder.source_filter.lookahead", "applies to causal models only (0 here)")
         )
+    q = m.quantizer
+    if q.split_first and q.n_q < 2:
+        out.append(("model.quantizer.split_first", "needs model.quantizer.n_q >= 2"))
+    if cfg.loss.distill > 0 and not cfg.loss.teacher.path:
+        out.append(("loss.teacher.path", "must name the teacher when loss.distill > 0"))
     g = cfg.train.guard
     if g.max_amplitude <= g.min_amplitude:
         out.append(("train.guard.max_amplitude", "must be above train.guard.min_amplitude"))

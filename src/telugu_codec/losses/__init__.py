@@ -5,6 +5,7 @@
 - `reconstruction`: L1, SI-SDR, loudness, multi-scale mel, multi-resolution STFT, APNet's
   phase losses, MP-SENet's compressed complex spectrum loss, and
   `ReconstructionLosses` / `build_generator_losses` for the active terms of a config;
+- `distill`: cosine / phone cross-entropy on codebook 1 against a teacher (issue 25);
 - `balancer`: the weighted sum and EnCodec's gradient balancer that combine the terms.
 """
 
@@ -18,6 +19,7 @@ from .adversarial import (
     generator_adversarial_loss,
 )
 from .balancer import LossBalancer, weighted_sum
+from .distill import cosine_distill_loss, phone_distill_loss
 from .reconstruction import (
     MultiResolutionComplexLoss,
     MultiResolutionPhaseLoss,
@@ -32,6 +34,8 @@ from .reconstruction import (
 )
 
 __all__ = [
+    "cosine_distill_loss",
+    "phone_distill_loss",
     "ADVERSARIAL_KINDS",
     "REDUCTIONS",
     "LossBalancer",

@@ -38,6 +38,7 @@ from ..checkpoint import (
 from ..config import Config, ModelConfig, to_yaml
 from ..errors import CodecError
 from .decoder import build_decoder
+from .distill_head import build_distill_head
 from .encoder import build_encoder
 from .excitation import NOISE_TABLE
 from .loudness import BlockGain, gain_from_code, normalization_kind
@@ -70,6 +71,7 @@ class CodecOutput:
     warming_up: bool = False
     encoder_features: list[torch.Tensor] = field(default_factory=list)
     decoder_features: list[torch.Tensor] = field(default_factory=list)
+    first: torch.Tensor | None = None  # (B, D, F) codebook 1's output (issue 25: distillation)
 
 
 class Codec(nn.Module):
@@ -87,6 +89,7 @@ class Codec(nn.Module):
         self.encoder = build_encoder(cfg)
         self.quantizer = build_quantizer(cfg.latent_dim, cfg.quantizer)
         self.decoder = build_decoder(cfg)
+        self.distill_head = build_distill_head(self.config)  # issue 25: None unless loss.distill
         self.normalization = normalization_kind(cfg)  # clip | block | none
         self.block_gain = BlockGain(cfg, self.hop_length) if self.normalization == "block" else None
         self.tracker = pitch_mod.settings_for(cfg) if cfg.pitch.enabled else None
@@ -264,6 +267,7 @@ class Codec(nn.Module):
             warming_up=q.warming_up,
             encoder_features=enc_feats if return_features else [],
             decoder_features=dec_feats if return_features else [],
+            first=q.first,  # issue 25
         )
 
     def encode_codes(

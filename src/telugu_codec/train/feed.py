@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from ..config import Config
 from ..data import Batch, train_batches
+from .distill import Distiller
 from .distributed import DistInfo
 from .state import TrainState
 from .telemetry import Telemetry
@@ -44,8 +45,10 @@ class DataFeed:
         dist: DistInfo,
         device: torch.device,
         telemetry: Telemetry,
+        distill: Distiller | None = None,
     ):
         self.train_ds, self.val_ds = train_ds, val_ds
+        self.distill = distill  # keeps each batch's teacher targets for the step's loss
         self.cfg, self.state, self.dist, self.device = cfg, state, dist, device
         self.telemetry = telemetry
         self.bad_files: dict[str, str] = {}  # training files that went bad: path -> error
@@ -64,10 +67,12 @@ class DataFeed:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
+        if self.distill is not None:
+            self.distill.reset()
         for batch in it:
             self.state.epoch, self.state.batch_in_epoch = batch.epoch, batch.index + 1
             self._count(batch)
-            yield batch.audio
+            yield batch.audio if self.distill is None else self.distill.take(batch.audio)
 
     def restart(self) -> None:
         """Draw from the state's data position again (the loop begins; after a rollback)."""

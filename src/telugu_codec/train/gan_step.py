@@ -28,6 +28,7 @@ from torch import nn
 from .. import losses as L
 from ..config import Config
 from ..model.codec import CodecOutput
+from .distill import Distiller
 from .distributed import DistInfo, all_ranks_true
 from .precision import AUTOCAST_DTYPES, grad_scaler
 
@@ -168,6 +169,8 @@ class GANStep:
         self.dist = dist
         self.device_type, self.autocast_dtype = device_type, autocast_dtype
         self.d_loss_floor = d_loss_floor
+        # distillation into codebook 1 (`train/distill.py`), set by the trainer; None: off
+        self.distill: Distiller | None = None
 
     def autocast(self) -> AbstractContextManager:
         """The mixed-precision context of the step (nothing in fp32)."""
@@ -307,6 +310,10 @@ class GANStep:
         with self._frozen_disc():
             terms = self.generator_losses(x, out, adversarial)
             commit = out.commit_loss * lc.vq
+            if self.distill is not None:
+                distill = self.distill.loss(out)
+                commit = commit + lc.distill * distill
+                _add(sums, "loss/distill", distill.detach(), n)
             if self.balancer is not None and terms:
                 grad, stats = self.balancer.combined_grad(terms, out.audio)
                 surrogate = (out.audio.float() * grad).sum() + commit

@@ -31,6 +31,7 @@ from ..errors import TrainingError
 from ..model.codec import Codec
 from ..model.discriminators import Discriminators
 from .checkpoints import latest_checkpoint, list_checkpoints
+from .distill import build_distiller
 from .distributed import DistInfo, barrier, init_distributed, rank0_first
 from .feed import DataFeed
 from .finetune import freeze, init_weights
@@ -160,8 +161,20 @@ class Trainer:
                 val_data=val_data,
                 log=self.log if self.dist.is_main else (lambda _m: None),
             )
+        # distillation into codebook 1 (loss.distill > 0): crops carry teacher targets
+        self.distill = build_distiller(config, self.codec, self.log)
+        if self.distill is not None:
+            train_ds = self.distill.wrap(train_ds)
+        self.gan.distill = self.distill
         self.feed = DataFeed(
-            train_ds, val_ds, config, self.state, self.dist, self.device, self.telemetry
+            train_ds,
+            val_ds,
+            config,
+            self.state,
+            self.dist,
+            self.device,
+            self.telemetry,
+            distill=self.distill,
         )
         self.last_val: dict = {}
         if self.dist.is_main:

@@ -4,7 +4,8 @@
 - `factorized.py`: DAC's factorised, L2-normalised codes with codebook + commitment losses;
 - `fsq.py`: finite scalar quantization (no codebook);
 - `base.py`: the residual loop, quantizer dropout, the output type, fp32 maths, statistics;
-- `codebook_upkeep.py`: k-means++ and dead-code replacement shared by the learnt codebooks.
+- `codebook_upkeep.py`: k-means++ and dead-code replacement shared by the learnt codebooks;
+- `split.py`: `split_first` (Mimi): codebook 1 and codebooks 2..n_q as two parallel quantizers.
 
 To add a kind: a module with a `Stage` and a `ResidualQuantizer` subclass, and a line in KINDS.
 """
@@ -18,6 +19,7 @@ from .codebook_upkeep import CodebookUpkeep, kmeans, kmeans_plus_plus
 from .ema import EMACodebook, ResidualVectorQuantizer
 from .factorized import FactorizedCodebook, FactorizedResidualQuantizer
 from .fsq import FSQResidualQuantizer, FSQStage, fsq_levels
+from .split import SplitQuantizer
 
 KINDS: dict[str, type[ResidualQuantizer]] = {
     "ema": ResidualVectorQuantizer,
@@ -26,12 +28,15 @@ KINDS: dict[str, type[ResidualQuantizer]] = {
 }
 
 
-def build_quantizer(dim: int, cfg: QuantizerConfig) -> ResidualQuantizer:
-    """The residual quantizer `cfg.kind` for latents of dimension `dim`."""
+def build_quantizer(dim: int, cfg: QuantizerConfig) -> ResidualQuantizer | SplitQuantizer:
+    """The residual quantizer `cfg.kind` for latents of dimension `dim` (split in two, codebook
+    1 apart, with `cfg.split_first`)."""
     if cfg.kind not in KINDS:
         raise ConfigError(
             f"model.quantizer.kind must be one of {', '.join(KINDS)}, got '{cfg.kind}'"
         )
+    if cfg.split_first:
+        return SplitQuantizer(dim, cfg, KINDS[cfg.kind])
     return KINDS[cfg.kind](dim, cfg)
 
 
@@ -46,6 +51,7 @@ __all__ = [
     "QuantizerOutput",
     "ResidualQuantizer",
     "ResidualVectorQuantizer",
+    "SplitQuantizer",
     "Stage",
     "StageOutput",
     "build_quantizer",

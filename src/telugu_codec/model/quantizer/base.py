@@ -39,6 +39,8 @@ class QuantizerOutput:
         n_q: number of stages used (the maximum, with quantizer dropout).
         warming_up: True while the quantizer gathers latents for its k-means initialisation and
             passes them through unquantized.
+        first: (B, D, F) codebook 1's output alone, with its straight-through gradient (what
+            `loss.distill` trains); None where a quantizer does not give it.
     """
 
     quantized: torch.Tensor
@@ -49,6 +51,7 @@ class QuantizerOutput:
     replaced: torch.Tensor
     n_q: int
     warming_up: bool = False
+    first: torch.Tensor | None = None
 
 
 @dataclass
@@ -249,9 +252,13 @@ class ResidualQuantizer(nn.Module):
             residual = flat
             total = torch.zeros_like(flat)
             codes, losses, perps, usages, replaced = [], [], [], [], []
+            first = flat
             for i, stage in enumerate(self.stages[:n_q]):
                 mask = (depths > i).repeat_interleave(f) if depths is not None else None
                 so = stage.quantize(residual, mask)
+                if i == 0:  # every item uses stage 1 (depths >= 1), so no mask here
+                    st = self.straight_through
+                    first = flat + (so.out - flat).detach() if st else so.out
                 out = so.out if mask is None else so.out * mask[:, None].to(so.out.dtype)
                 residual = residual - out.detach()
                 total = total + (out.detach() if self.straight_through else out)
@@ -271,6 +278,7 @@ class ResidualQuantizer(nn.Module):
             usage=torch.stack(usages),
             replaced=torch.tensor(replaced, dtype=torch.long),
             n_q=n_q,
+            first=first.view(b, f, d).transpose(1, 2).to(x.dtype),
         )
 
     def _passthrough(self, x: torch.Tensor, n_q: int) -> QuantizerOutput:
@@ -285,6 +293,7 @@ class ResidualQuantizer(nn.Module):
             replaced=torch.zeros(n_q, dtype=torch.long),
             n_q=n_q,
             warming_up=True,
+            first=x,
         )
 
     # ------------------------------------------------------------------ inference
