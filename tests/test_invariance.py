@@ -32,6 +32,15 @@ def make_codec(*extra: str) -> Codec:
     return codec.eval()
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # many tiny products: on a shared machine a second intra-op thread only waits
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def causal() -> Codec:
     return make_codec(*CAUSAL)

@@ -109,7 +109,7 @@ def _depthwise(
 ) -> torch.Tensor:
     """Depthwise conv as K shifted multiply-adds, tap 0 first: (B, C, T) -> (B, C, n)."""
     k = weight.shape[-1]
-    w = weight.to(x.dtype)
+    w = weight[:, 0, :].to(x.dtype)  # (C, K)
     span = (n - 1) * stride + 1
     y = x[..., 0:span:stride] * w[None, :, 0, None]
     for i in range(1, k):
