@@ -53,6 +53,19 @@ def bench_ops() -> None:
         full = w @ x
         bad = [n for n in range(1, 400) if not torch.equal(w @ x[:, 5 : 5 + n], full[:, 5 : 5 + n])]
         print(f"| {m} x {k} | {bad[:12]}{' ...' if len(bad) > 12 else ''} ({len(bad)} of 399) |")
+    from telugu_codec.nn.fixed_order import _gemm
+
+    print("\n| fixed_order GEMM (M x K) | columns whose sums differ |")
+    print("|---|---|")
+    for m, k in [(1, 14), (2, 14), (3, 28), (16, 112)]:
+        w, x = torch.randn(m, k), torch.randn(1, k, 3000)
+        full = _gemm(w, x)
+        bad = [
+            n
+            for n in range(1, 400)
+            if not torch.equal(_gemm(w, x[..., 5 : 5 + n]), full[..., 5 : 5 + n])
+        ]
+        print(f"| {m} x {k} | {bad[:12]} ({len(bad)} of 399) |")
 
 
 def bench_rtf(seconds: float) -> None:

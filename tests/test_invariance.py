@@ -111,7 +111,9 @@ def test_latents_have_the_same_bits_in_a_batch_alone_and_in_20ms_steps(causal, b
         alone = torch.cat([causal.encoder(x[i : i + 1]) for i in range(8)])
         shorter = causal.encoder(x[:1, :, : 7 * HOP])
         with causal.streaming(batch_size=8):
-            steps = torch.cat([causal.encoder(x[..., f * HOP : (f + 1) * HOP]) for f in range(25)], -1)
+            steps = torch.cat(
+                [causal.encoder(x[..., f * HOP : (f + 1) * HOP]) for f in range(25)], -1
+            )
     assert torch.equal(batch, alone)
     assert torch.equal(batch[:1, :, :7], shorter)
     assert torch.equal(batch, steps)
@@ -229,3 +231,14 @@ def test_fixed_order_conv_computes_the_convolution(c_in, c_out, k, stride, dilat
     span = (k - 1) * dilation + 1
     one = fixed_order.conv1d(x[1:2, :, : span + 2 * stride], w, b, stride, dilation, groups)
     assert torch.equal(one, got[1:2, :, :3])
+
+
+@pytest.mark.parametrize("rows, depth", [(1, 14), (2, 14), (3, 28), (16, 112)])
+def test_fixed_order_gemm_sums_a_column_the_same_way_for_any_width(rows, depth):
+    # MKL alone differs below 12 columns, and at 2-3 rows for many widths (bench_invariance.py)
+    w, x = torch.randn(rows, depth), torch.randn(2, depth, 600)
+    full = fixed_order._gemm(w, x)
+    assert torch.allclose(full, torch.matmul(w, x), atol=1e-4)
+    for n in list(range(1, 40)) + [97, 160, 333]:
+        assert torch.equal(fixed_order._gemm(w, x[..., 7 : 7 + n]), full[..., 7 : 7 + n]), n
+        assert torch.equal(fixed_order._gemm(w, x[1:, :, 7 : 7 + n]), full[1:, :, 7 : 7 + n]), n

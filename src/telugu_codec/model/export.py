@@ -122,7 +122,7 @@ PARTS = ("encoder", "decoder", "encoder_step", "decoder_step")
 
 
 def export_onnx(
-    codec: Codec,
+    codec: nn.Module,
     out_dir: str | Path,
     n_q: int | None = None,
     parts: tuple[str, ...] = PARTS,

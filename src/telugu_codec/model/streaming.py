@@ -94,7 +94,8 @@ class StreamEncoder:
     """Audio in chunks of any size -> codes as soon as frames complete.
 
     Args:
-        codec: the model (eval mode; its weights are copied when the stream starts).
+        codec: the model (a `Codec` in eval mode); the stream holds its layers' state, not a
+            copy of the weights.
         n_q: codebooks (default all).
         gain: `clip` models only: the gain to apply (e.g. from a first pass over a file);
             default 0 dB. Ignored by `block` and `none` models, whose gain needs no future.
@@ -137,7 +138,7 @@ class StreamEncoder:
         """The `clip` gain code in use (0 for other kinds)."""
         return self.norm.gain_code
 
-    def header(self):
+    def header(self) -> StreamHeader:
         """The bitstream header (bitstream.StreamHeader) of this stream."""
         c = self.codec
         return StreamHeader(
@@ -296,9 +297,9 @@ class StreamDecoder:
     @property
     def latency_samples(self) -> int:
         """Algorithmic latency the decoder adds, in samples: how long after its codes a frame's
-        audio can come out at worst (0 when the decoder streams with state; a window waits for its other
-        `window - 1` frames and `right` frames of context). The encoder's `latency_samples`
-        plus this is the stream's algorithmic latency."""
+        audio can come out at worst (0 when the decoder streams with state; a window waits for
+        its other `window - 1` frames and `right` frames of context). The encoder's
+        `latency_samples` plus this is the stream's algorithmic latency."""
         return 0 if self.causal else self.hop * (self.window - 1 + self.right)
 
     @torch.inference_mode()

@@ -173,7 +173,9 @@ class ConvTranspose1d(StreamingModule):
         # cache only a plain weight (a parametrized one is rebuilt on every access); its version
         # counter moves with every in-place update (optimizer step, load_state_dict)
         plain = not (
-            parametrize.is_parametrized(self.conv) or w.is_inference() or fixed_order.plain_kernels()
+            parametrize.is_parametrized(self.conv)
+            or w.is_inference()
+            or fixed_order.plain_kernels()
         )
         key = (w.data_ptr(), w._version, b.data_ptr(), b._version) if plain else None
         if plain and self._subpixel_cache is not None and self._subpixel_cache[0] == key:

@@ -5,14 +5,14 @@ Why: the same audio must give the same codes when it is encoded alone, in a padd
 summation) from the tensor shapes, so one output sample of `F.conv1d` changes in its last bits
 with the batch size and with the length of the call (measured on torch 2.13 CPU, AVX2:
 `benchmarks/bench_invariance.py`, BENCHMARKS.md). A matrix product `W @ cols` sums each
-output column in the same order for any number of columns, with one exception measured there:
-MKL's small-matrix path (fewer than 12 columns, or 4 rows in the transposed form) orders
-the sums differently. So:
+output column in the same order for any number of columns, with two exceptions measured there:
+MKL's small-matrix path (fewer than 12 columns, or 4 rows in the transposed form) and
+products with 2 or 3 rows order the sums differently. So:
 
 - a convolution runs as im2col + one GEMM, W (C_out, K * C_in) @ cols (B, K * C_in, N), over
   time tiles of at most `TILE_VALUES / (K * C_in)` columns (memory stays bounded; the tile
-  size does not change a column's sum) and never fewer than `MIN_COLUMNS` columns (a short
-  input is zero-padded, the extra columns dropped);
+  size does not change a column's sum) and never fewer than `MIN_COLUMNS` columns or
+  `MIN_ROWS` rows (zero-padded, the extra ones dropped);
 - a depthwise convolution (groups = channels) runs as K shifted multiply-adds, in tap order;
 - `pad_rows` gives the quantizer's distance product the same guarantee (quantizer/base.py).
 
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 MIN_COLUMNS = 16  # MKL's sgemm takes its small-matrix path below 12 columns (measured)
+MIN_ROWS = 4  # and with 2 or 3 rows its sums depend on the number of columns (measured)
 TILE_VALUES = 1 << 22  # im2col values per tile (16 MB in fp32)
 
 
@@ -37,12 +38,15 @@ def plain_kernels() -> bool:
 
 
 def _gemm(w2: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """(M, K) @ (B, K, N) -> (B, M, N), with N padded to MIN_COLUMNS when shorter."""
-    n = cols.shape[-1]
+    """(M, K) @ (B, K, N) -> (B, M, N), with N padded to MIN_COLUMNS and M to MIN_ROWS when
+    smaller (zeros; the extra rows and columns are dropped)."""
+    m, n = w2.shape[0], cols.shape[-1]
+    if m < MIN_ROWS:
+        w2 = F.pad(w2, (0, 0, 0, MIN_ROWS - m))
     if n < MIN_COLUMNS:
         cols = F.pad(cols, (0, MIN_COLUMNS - n))
-        return torch.matmul(w2, cols)[..., :n]
-    return torch.matmul(w2, cols)
+    y = torch.matmul(w2, cols)
+    return y[..., :m, :n] if (m < MIN_ROWS or n < MIN_COLUMNS) else y
 
 
 def conv1d(

@@ -79,7 +79,9 @@ class StreamState:
     def with_flat(self, flat: list[torch.Tensor]) -> StreamState:
         """A state whose non-empty tensors are `flat` (the inverse of `flat`)."""
         it = iter(flat)
-        return StreamState([t if t.shape[-1] == 0 else next(it) for t in self.tensors], self.batch_size)
+        return StreamState(
+            [t if t.shape[-1] == 0 else next(it) for t in self.tensors], self.batch_size
+        )
 
 
 def streaming_layers(model: nn.Module) -> list[StreamingModule]:
