@@ -230,7 +230,6 @@ def bench_onnx(seconds: float) -> None:
     import torch
 
     from telugu_codec.model.export import export_onnx
-    from telugu_codec.model.streaming import StreamingPlan
 
     torch.set_num_threads(1)
     codec = make_codec("streaming", [])
@@ -273,16 +272,15 @@ def bench_onnx(seconds: float) -> None:
             ("encoder_step", "audio", [x[..., i : i + hop] for i in range(0, n, hop)]),
             ("decoder_step", "codes", [codes[..., f : f + 1] for f in range(n // hop)]),
         ):
-            plan = StreamingPlan(codec, part.split("_")[0])
-            states0 = plan.init_states()
+            module = codec.encoder if part == "encoder_step" else codec.decoder
 
-            def torch_steps(plan=plan, data=data, states0=states0, part=part):
-                st = states0
-                for d in data:
-                    z = codec.quantizer.decode(d) if part == "decoder_step" else d
-                    y, st = plan.step(z, st)
-                    if part == "encoder_step":
-                        codec.quantizer.encode(y, 3)
+            def torch_steps(module=module, data=data, part=part):
+                with codec.streaming():  # the layers keep their state (nn/streaming.py)
+                    for d in data:
+                        z = codec.quantizer.decode(d) if part == "decoder_step" else d
+                        y = module(z)
+                        if part == "encoder_step":
+                            codec.quantizer.encode(y, 3)
 
             s = sess[part]
             names = [i.name for i in s.get_inputs()]

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .errors import CodecError
+
 PITCH_LEVELS = 255  # voiced codes 1..255; 0 = unvoiced
 PITCH_BITS = 8  # bits per frame of the side channel
 
@@ -212,3 +214,16 @@ def hold_unvoiced(f0: torch.Tensor, voiced: torch.Tensor, start: torch.Tensor | 
     start = torch.as_tensor(start, dtype=f0.dtype, device=f0.device).expand(b)
     held = f0.gather(-1, last.clamp(min=0))
     return torch.where(last >= 0, held, start[:, None]).float()
+
+
+MAX_PITCH_SHIFT = 24.0  # semitones either way
+
+
+def check_pitch_shift(semitones: float, has_pitch: bool) -> None:
+    """CodecError unless `semitones` is a usable pitch shift for this model."""
+    if not isinstance(semitones, (int, float)) or not math.isfinite(semitones):
+        raise CodecError(f"pitch shift must be a finite number of semitones, got {semitones!r}")
+    if abs(semitones) > MAX_PITCH_SHIFT:
+        raise CodecError(f"pitch shift {semitones:g} is beyond +-{MAX_PITCH_SHIFT:g} semitones")
+    if semitones and not has_pitch:
+        raise CodecError("pitch shift needs a model with a pitch channel (decoder source_filter)")

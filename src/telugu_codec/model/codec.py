@@ -37,12 +37,16 @@ from ..checkpoint import (
 )
 from ..config import Config, ModelConfig, to_yaml
 from ..errors import CodecError
+from ..nn.streaming import StreamState, streaming
+from ..pitch import MAX_PITCH_SHIFT, check_pitch_shift  # noqa: F401 (re-exported)
+from .batch_encode import EncodedBatch, encode_batch
 from .decoder import build_decoder
 from .distill_head import build_distill_head
 from .encoder import build_encoder
 from .excitation import NOISE_TABLE
 from .loudness import BlockGain, gain_from_code, normalization_kind
 from .quantizer import build_quantizer
+from .streaming import StreamDecoder, StreamEncoder
 
 
 @dataclass
@@ -279,6 +283,9 @@ class Codec(nn.Module):
     ):
         """(B, 1, T) -> (codes (B, n_q, ceil(T / hop)), gain side information[, pitch]).
 
+        Frames: n_frames = ceil(T / hop), the last one zero-padded (every path agrees: see
+        model/batch_encode.py). Items of different lengths: `encode_batch`.
+
         The side information is (B,) linear gains (`clip`, `none`) or (B, ceil(F / block))
         int64 gain codes (`block`); `decode_codes` takes it back. With `return_pitch`, also the
         (B, F) pitch codes (None for a model without a pitch channel).
@@ -347,6 +354,32 @@ class Codec(nn.Module):
         if pitch is not None:
             enc.pitch = pitch[0].cpu().numpy().astype(np.int64)
         return enc
+
+    @torch.inference_mode()
+    def encode_batch(
+        self,
+        audio: torch.Tensor,
+        lengths: torch.Tensor | list[int],
+        n_q: int | None = None,
+        quantize_gain: bool = True,
+    ) -> EncodedBatch:
+        """Encode a zero-padded batch of signals at the model rate (model/batch_encode.py).
+
+        Item i gives exactly the codes `encode` gives for `audio[i, 0, :lengths[i]]` (and a
+        stream in any chunking): its own gain from its valid samples, and
+        n_frames = ceil(lengths / hop) frames, the last one zero-padded.
+
+        Args:
+            audio: (B, 1, T) float, item i valid in [0, lengths[i]).
+            lengths: (B,) samples per item, 1..T.
+            n_q: codebooks (default all).
+            quantize_gain: `clip` gains rounded to the bitstream's 0.5 dB steps, as `encode`.
+
+        Returns:
+            EncodedBatch: codes (B, n_q, max n_frames) int64 (-1 past each item's frames),
+            n_frames (B,), per-item gains, pitch codes (pitch models).
+        """
+        return encode_batch(self, audio, lengths, n_q, quantize_gain)
 
     def check_n_q(self, n_q: int | None) -> int:
         """`n_q` (default: all codebooks), or CodecError when the model does not have it."""
@@ -459,6 +492,20 @@ class Codec(nn.Module):
         return (y / self.gain_curve(enc, 0, enc.length).to(y))[0, 0].float().cpu()
 
     # ---------------------------------------------------------------- streaming
+    def streaming(self, batch_size: int = 1, state: StreamState | None = None):
+        """Context manager: the causal layers of the encoder and decoder keep their state
+        between calls in the block (nn/streaming.py), for `batch_size` streams side by side.
+
+            with codec.streaming(batch_size=3):
+                z = codec.encoder(x1)            # (3, 1, k * hop) -> (3, D, k)
+                z = codec.encoder(x2)            # continues the three streams
+                codes = codec.quantizer.encode(z, n_q)
+
+        Each of the B streams gets the bits it would get alone and the offline forward's bits.
+        Raises CodecError for a model that cannot stream with state (non-causal).
+        """
+        return streaming(self, batch_size, state)
+
     def stream_encoder(self, n_q: int | None = None, gain: float | None = None, **kw: Any):
         """A `StreamEncoder` (model/streaming.py): push audio chunks of any size at the model
         rate, get codes as frames complete.
@@ -468,16 +515,12 @@ class Codec(nn.Module):
             gain: `clip` models only, the fixed gain to use (a stream cannot see the whole clip).
             **kw: `window_frames` for non-causal models.
         """
-        from .streaming import StreamEncoder
-
         return StreamEncoder(self, n_q, gain, **kw)
 
     def stream_decoder(self, **kw: Any):
         """A `StreamDecoder` (model/streaming.py): push codes (EncodedChunk or (n_q, k) arrays),
         get audio. **kw: `normalization`, `gain`, `block_frames` (default: this model's),
         `window_frames`, `pitch_shift` (semitones, pitch models)."""
-        from .streaming import StreamDecoder
-
         return StreamDecoder(self, **kw)
 
     # ---------------------------------------------------------------- inference speed
@@ -532,19 +575,6 @@ class Codec(nn.Module):
         codec._hash = verify_model_hash(tensors, meta, file)
         check_finite(tensors, file)
         return codec.to(device).eval()
-
-
-MAX_PITCH_SHIFT = 24.0  # semitones either way
-
-
-def check_pitch_shift(semitones: float, has_pitch: bool) -> None:
-    """CodecError unless `semitones` is a usable pitch shift for this model."""
-    if not isinstance(semitones, (int, float)) or not math.isfinite(semitones):
-        raise CodecError(f"pitch shift must be a finite number of semitones, got {semitones!r}")
-    if abs(semitones) > MAX_PITCH_SHIFT:
-        raise CodecError(f"pitch shift {semitones:g} is beyond +-{MAX_PITCH_SHIFT:g} semitones")
-    if semitones and not has_pitch:
-        raise CodecError("pitch shift needs a model with a pitch channel (decoder source_filter)")
 
 
 def build_codec(config: Config) -> Codec:

@@ -47,6 +47,10 @@ class DecoderBlock(nn.Module):
 
 
 class Decoder(nn.Module):
+    """SEANet decoder, the mirror of the encoder; streams with its state in its layers."""
+
+    streams_with_state = True  # causal: its layers keep their own left context (nn/conv.py)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.decoder

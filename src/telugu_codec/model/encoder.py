@@ -50,6 +50,8 @@ class Encoder(nn.Module):
     Input length must be a multiple of `hop_length` (the `Codec` pads for you).
     """
 
+    streams_with_state = True  # causal: its layers keep their own left context (nn/conv.py)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         e = cfg.encoder

@@ -24,43 +24,51 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..bitstream import GAIN_STEP_DB
 from ..errors import CodecError
-from .streaming import StreamingPlan
-
-if TYPE_CHECKING:
-    from .codec import Codec
+from ..nn.streaming import StreamState, initial_state, streaming
 
 OPSET = 18
 
 
 class _Encoder(nn.Module):
-    def __init__(self, codec: Codec, n_q: int, stateful: bool):
+    """audio [, flat state] -> codes [, new flat state]: the model's own forward, with its
+    layers' stream state passed in and out (nn/streaming.py) for a step graph."""
+
+    def __init__(self, codec: nn.Module, n_q: int, stateful: bool):
         super().__init__()
-        self.plan = StreamingPlan(codec, "encoder", stateful, gemm=False)
-        self.quantizer = codec.quantizer
-        self.n_q = n_q
+        self.encoder, self.quantizer, self.n_q = codec.encoder, codec.quantizer, n_q
+        self.state: StreamState | None = initial_state(codec.encoder) if stateful else None
 
     def forward(self, audio: torch.Tensor, states: list[torch.Tensor] | None = None):
-        z, new = self.plan.step(audio, states or [])
-        codes = self.quantizer.encode(z, self.n_q)
-        return (codes, *new) if new else codes
+        if self.state is None:
+            return self.quantizer.encode(self.encoder(audio), self.n_q)
+        state = self.state.with_flat(list(states or []))
+        with streaming(self.encoder, state=state):
+            z = self.encoder(audio)
+        return (self.quantizer.encode(z, self.n_q), *state.flat())
 
 
 class _Decoder(nn.Module):
-    def __init__(self, codec: Codec, stateful: bool):
+    """codes [, flat state] -> audio [, new flat state] (see _Encoder)."""
+
+    def __init__(self, codec: nn.Module, stateful: bool):
         super().__init__()
-        self.plan = StreamingPlan(codec, "decoder", stateful, gemm=False)
-        self.quantizer = codec.quantizer
+        self.decoder, self.quantizer = codec.decoder, codec.quantizer
+        self.state: StreamState | None = initial_state(codec.decoder) if stateful else None
 
     def forward(self, codes: torch.Tensor, states: list[torch.Tensor] | None = None):
-        y, new = self.plan.step(self.quantizer.decode(codes), states or [])
-        return (y, *new) if new else y
+        z = self.quantizer.decode(codes)
+        if self.state is None:
+            return self.decoder(z)
+        state = self.state.with_flat(list(states or []))
+        with streaming(self.decoder, state=state):
+            y = self.decoder(z)
+        return (y, *state.flat())
 
 
 def _export(
@@ -114,7 +122,7 @@ PARTS = ("encoder", "decoder", "encoder_step", "decoder_step")
 
 
 def export_onnx(
-    codec: Codec,
+    codec: nn.Module,
     out_dir: str | Path,
     n_q: int | None = None,
     parts: tuple[str, ...] = PARTS,
@@ -123,9 +131,9 @@ def export_onnx(
     """Write the ONNX graphs and export.json into `out_dir`; returns the export.json content.
 
     Args:
-        codec: the model, on the CPU. It is left unchanged: the graphs are built from plans
-            (model/streaming.py) that hold copies of the weights with weight norm folded, the
-            same weights `Codec.remove_weight_norm` leaves.
+        codec: the model, on the CPU. It is left unchanged: the graphs are traced from a copy
+            with weight norm folded (`Codec.remove_weight_norm`); the step graphs run the
+            model's own forward with its layers' stream state as inputs and outputs.
         n_q: codebooks the graphs produce / take (default all).
         parts: which graphs (the step graphs exist for causal models only).
         dynamo: torch.export-based exporter (default, needs onnxscript); False uses the older
@@ -146,7 +154,10 @@ def export_onnx(
     n_q = codec.check_n_q(n_q)
     if next(codec.parameters()).device.type != "cpu":
         raise CodecError("export a codec on the CPU: Codec.load(path, device='cpu')")
-    codec.eval()
+    copy = type(codec)(codec.cfg, codec.config)  # not deepcopy: it shares parametrized classes
+    copy.load_state_dict(codec.state_dict())
+    copy._hash = codec.model_hash
+    codec = copy.eval().remove_weight_norm()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hop = codec.hop_length
@@ -183,7 +194,7 @@ def export_onnx(
             else:
                 module = _Decoder(codec, stateful=step)
                 first, x, last, axis = "codes", codes, "audio", 1
-            states = module.plan.init_states("cpu") if step else []
+            states = module.state.flat() if step else []
             names = [f"state_{i}" for i in range(len(states))]
             new = [f"new_state_{i}" for i in range(len(states))]
             args = (x, states) if step else (x,)

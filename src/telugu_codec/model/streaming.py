@@ -6,57 +6,54 @@
         audio = dec.push(enc.push(chunk))     # codes as soon as frames complete, then audio
     audio = dec.push(enc.flush())             # the padded last frame; output has the exact length
 
-A causal model streams exactly: every causal convolution keeps the last (K - 1) * dilation -
-(stride - 1) input samples of the previous call as left context (weight norm folded once when
-the stream starts); a causal transposed convolution runs as its sub-pixel convolution over
-input frames (nn/conv.py), so its state is also a left context, of ceil(K / stride) - 1 frames;
-Snake is pointwise and the quantizer is frame-local. Codes equal the offline `Codec.encode`,
-audio equals `Codec.decode` up to float rounding, and a frame's codes come out as soon as its
-last sample arrives: the algorithmic latency is one frame (hop / sample_rate), with nothing
-added by the decoder or by `block` normalisation (model/loudness.py).
+A causal SEANet model streams with its state in its layers (nn/streaming.py): each stream keeps
+a `StreamState` (every causal convolution's left context) and runs the model's own forward on
+the frames a push completes, inside `streaming(..., state=)`; between pushes the model is
+stateless, so any number of streams and offline calls can share it. Snake is pointwise and the
+quantizer frame-local. Codes are bit-identical to the offline `Codec.encode` (the fixed-order
+kernels of nn/fixed_order.py), audio equals `Codec.decode`, and a frame's codes come out as
+soon as its last sample arrives: the algorithmic latency is one frame (hop / sample_rate), with
+nothing added by the decoder or by `block` normalisation (model/loudness.py, stream_gain.py).
+A server runs many streams as one batch the same way: `with codec.streaming(batch_size=B)`.
 
 A non-causal model streams by overlapping windows: each window carries the receptive field
-(measured with autograd on the model itself, `receptive_field`) as context on both sides, so
-the frames it keeps equal offline ones up to float rounding; its latency is a frame plus the
-right context. Its `clip` gain needs the whole signal: pass it (`gain=`) or it is 0 dB.
+(measured with autograd on the model itself, model/reach.py) as context on both sides, so the
+frames it keeps equal offline ones; its latency is a frame plus the right context. Its `clip`
+gain needs the whole signal: pass it (`gain=`) or it is 0 dB.
 
 A causal model with the source-filter decoder (`streaming-sf`) mixes the two: the SEANet
-encoder runs its stateful plan, with the causal pitch tracker fed the last frames of samples
+encoder streams with its state, with the causal pitch tracker fed the last frames of samples
 as its window's context; the decoder (ConvNeXt + STFT source filter) decodes windows of one
 frame by default, each with its left receptive field as context and no right context (the
-decoder reads no latent or pitch frame ahead, `receptive_field` measures it), so it adds no
-latency; the source phase and held f0 carry over in `StreamSource`.
-
-The step functions (`StreamingPlan.step`) take and return their state as a flat list of
-tensors, which is what ONNX export (model/export.py) needs.
-
-Over 600 lines on purpose: the encoder and decoder streams share one idea, the per-layer state
-plan of a codec (which tensors carry over between calls, and how many samples or frames), and
-the windowed path for non-causal models reuses the same receptive-field arithmetic; split
-across files, each half would import the other's private helpers.
+decoder reads no latent or pitch frame ahead), so it adds no latency; the source phase and
+held f0 carry over in `StreamSource`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..bitstream import GAIN_STEP_DB
+from ..bitstream import StreamHeader
 from ..errors import CodecError
-from ..nn.activations import Snake1d, snake
-from ..nn.conv import Conv1d, ConvTranspose1d
-from .blocks import ResidualUnit
-from .decoder import Decoder, DecoderBlock
-from .encoder import Encoder, EncoderBlock
+from ..nn.streaming import StreamState, initial_state, streaming
+from ..pitch import check_pitch_shift
+from .reach import algorithmic_latency, receptive_field
+from .source_filter_decoder import StreamSource
+from .stream_gain import StreamDenormalizer, StreamNormalizer
 
-if TYPE_CHECKING:
-    from .codec import Codec
+__all__ = [
+    "EncodedChunk",
+    "StreamDecoder",
+    "StreamEncoder",
+    "algorithmic_latency",
+    "receptive_field",
+    "streams_with_state",
+]
 
 
 @dataclass
@@ -85,407 +82,11 @@ class EncodedChunk:
         return int(self.codes.shape[1])
 
 
-# ------------------------------------------------------------------------------------ plans
-class _Op:
-    """One layer of a streaming plan: y = f(x, state) with the state passed explicitly."""
-
-    def init_states(self, device: torch.device) -> list[torch.Tensor]:
-        return []
-
-    def step(self, x: torch.Tensor, states: list[torch.Tensor], out: list[torch.Tensor]):
-        raise NotImplementedError
-
-
-class _ContextConv(_Op):
-    """A causal convolution whose left padding is the previous call's last input samples.
-
-    With `gemm` (eager streaming), short inputs run as one matrix product over the K shifted
-    input views (im2col): PyTorch's CPU convolutions fall back to a slow generic kernel for
-    the few samples of a 20 ms step (1 ms per dilated conv here), the product takes ~20 us.
-    """
-
-    GEMM_MAX_COLUMNS = 2048  # longer inputs use F.conv1d (oneDNN), which is fast there
-
-    def __init__(
-        self, weight, bias, stride: int, dilation: int, groups: int, context: int, gemm=True
-    ):
-        self.weight, self.bias = weight, bias
-        self.stride, self.dilation, self.groups = stride, dilation, groups
-        self.context = context  # input samples of left context
-        c_out, c_in, k = weight.shape
-        self.gemm = gemm and groups == 1
-        # (C_out, K * C_in), tap-major to match the stacked views below
-        self.w2 = weight.permute(0, 2, 1).reshape(c_out, k * c_in).contiguous()
-        self.b2 = None if bias is None else bias.view(c_out, 1)
-
-    def init_states(self, device):
-        if self.context <= 0:
-            return []
-        return [torch.zeros(1, self.weight.shape[1] * self.groups, self.context, device=device)]
-
-    def step(self, x, states, out):
-        if self.context > 0:
-            x = torch.cat([states.pop(0), x], dim=-1)
-            out.append(x[..., x.shape[-1] - self.context :])
-        k, d, s = self.weight.shape[-1], self.dilation, self.stride
-        n = (x.shape[-1] - (k - 1) * d - 1) // s + 1  # output samples
-        if not self.gemm or x.shape[0] != 1 or n > self.GEMM_MAX_COLUMNS:
-            return F.conv1d(x, self.weight, self.bias, s, 0, d, self.groups)
-        span = (n - 1) * s + 1
-        if k == 1 and s == 1:
-            cols = x[0]
-        else:
-            cols = torch.cat([x[0, :, i * d : i * d + span : s] for i in range(k)], dim=0)
-        y = torch.matmul(self.w2, cols) if self.b2 is None else torch.addmm(self.b2, self.w2, cols)
-        return y.unsqueeze(0)
-
-
-class _PadConv(_Op):
-    """A stateless convolution over a whole signal, zero-padded `left` / `right` (offline)."""
-
-    def __init__(self, weight, bias, stride: int, dilation: int, groups: int, left: int, right):
-        self.weight, self.bias = weight, bias
-        self.stride, self.dilation, self.groups = stride, dilation, groups
-        self.left, self.right = left, right
-
-    def step(self, x, states, out):
-        if self.left or self.right:
-            x = F.pad(x, (self.left, self.right))
-        return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-class _SubPixelConvT(_Op):
-    """A transposed convolution as a conv over frames + interleaving (nn/conv.py).
-
-    Causal: a stateful conv with m - 1 frames of left context. Stateless (offline): zero
-    padding of m - 1 frames on both sides, then the output cropped from `crop` on.
-    """
-
-    def __init__(
-        self, weight, bias, stride_out: int, m: int, stateful: bool, crop: int, gemm: bool
-    ):
-        if stateful:
-            self.conv: _Op = _ContextConv(weight, bias, 1, 1, 1, m - 1, gemm)
-        else:
-            self.conv = _PadConv(weight, bias, 1, 1, 1, m - 1, m - 1)
-        self.stride_out, self.crop = stride_out, crop
-
-    def init_states(self, device):
-        return self.conv.init_states(device)
-
-    def step(self, x, states, out):
-        t = x.shape[-1]
-        z = self.conv.step(x, states, out)  # (B, C_out * s, T')
-        b, _, n = z.shape
-        s = self.stride_out
-        y = z.view(b, -1, s, n).transpose(2, 3).reshape(b, -1, n * s)
-        return y if self.crop is None else y[..., self.crop : self.crop + t * s]
-
-
-class _Snake(_Op):
-    """Snake (nn/activations.py), with 1 / alpha computed once: the same values, 2 ops fewer."""
-
-    def __init__(self, alpha: torch.Tensor):
-        self.alpha = alpha
-        self.inv_alpha = (alpha + 1e-9).reciprocal()
-
-    def step(self, x, states, out):
-        if torch.is_inference_mode_enabled():  # the in-place sequence of snake()
-            y = torch.mul(self.alpha, x)
-            y.sin_().pow_(2).mul_(self.inv_alpha)
-            return y.add_(x)
-        return snake(x, self.alpha)
-
-
-class _Seq(_Op):
-    def __init__(self, ops: list[_Op]):
-        self.ops = ops
-
-    def init_states(self, device):
-        return [s for op in self.ops for s in op.init_states(device)]
-
-    def step(self, x, states, out):
-        for op in self.ops:
-            x = op.step(x, states, out)
-        return x
-
-
-class _Residual(_Op):
-    def __init__(self, op: _Op):
-        self.op = op
-
-    def init_states(self, device):
-        return self.op.init_states(device)
-
-    def step(self, x, states, out):
-        return x + self.op.step(x, states, out)
-
-
-def _compile(module: nn.Module, stateful: bool, gemm: bool = True) -> _Op:
-    """The plan of a SEANet module (weights copied, weight norm folded).
-
-    `stateful` (causal models only): convolutions keep their left context between calls.
-    Otherwise the plan runs a whole signal with the module's own zero padding. `gemm`: short
-    stateful steps run as matrix products (eager speed); False keeps plain convolutions
-    (ONNX export).
-    """
-    if isinstance(module, Conv1d):
-        c = module.conv
-        w = c.weight.detach().clone()
-        b = c.bias.detach().clone() if c.bias is not None else None
-        args = (w, b, c.stride[0], c.dilation[0], c.groups)
-        total = module.padding_total
-        if stateful:
-            if not module.causal:
-                raise CodecError("only causal models stream with state; this conv is centred")
-            return _ContextConv(*args, total, gemm)
-        left = total if module.causal else total // 2
-        return _PadConv(*args, max(left, 0), max(total - left, 0))
-    if isinstance(module, ConvTranspose1d):
-        if stateful and not module.causal:
-            raise CodecError("only causal models stream with state; this conv is centred")
-        w, b = module.conv.weight.detach(), module.conv.bias.detach()
-        c_in, c_out, k = w.shape
-        s = module.stride
-        m = -(-k // s)
-        w = F.pad(w, (0, m * s - k)).view(c_in, c_out, m, s)  # tap j * s + r -> [j, r]
-        w2 = w.permute(1, 3, 0, 2).flip(-1).reshape(c_out * s, c_in, m).contiguous()
-        crop = None if stateful else module.left
-        return _SubPixelConvT(w2, b.repeat_interleave(s).clone(), s, m, stateful, crop, gemm)
-    if isinstance(module, Snake1d):
-        return _Snake(module.alpha.detach().clone())
-    if isinstance(module, ResidualUnit):
-        return _Residual(_compile(module.block, stateful, gemm))
-    if isinstance(module, (EncoderBlock, DecoderBlock)):
-        return _compile(module.block, stateful, gemm)
-    if isinstance(module, nn.Sequential):
-        return _Seq([_compile(m, stateful, gemm) for m in module])
-    raise CodecError(f"no streaming rule for {type(module).__name__}")
-
-
-class StreamingPlan:
-    """The encoder or decoder of a codec as a step function with explicit state.
-
-    `step(x, states) -> (y, new_states)`: the encoder maps (1, 1, k * hop) normalised samples to
-    (1, D, k) latents, the decoder (1, D, k) latents to (1, 1, k * hop) samples (before the
-    loudness gain is undone). With `stateful=False` it runs whole signals with no state (any
-    model, e.g. for ONNX export), the same sums as the modules' forward.
-    """
-
-    def __init__(self, codec: Codec, part: str, stateful: bool = True, gemm: bool = True):
-        self.part = part
-        self.patch_size = codec.cfg.patch_size
-
-        def c(m: nn.Module) -> _Op:
-            return _compile(m, stateful, gemm)
-
-        if part == "encoder":
-            e = codec.encoder
-            self.net = _Seq(
-                [c(e.conv_in), *(c(b) for b in e.blocks), c(e.bottleneck), c(e.act_out)]
-                + [c(e.conv_out)]
-            )
-        elif part == "decoder":
-            d = codec.decoder
-            self.net = _Seq(
-                [c(d.conv_in), c(d.bottleneck), *(c(b) for b in d.blocks), c(d.act_out)]
-                + [c(d.conv_out)]
-            )
-            self.tanh, self.output_gain = d.tanh, d.output_gain
-        else:
-            raise ValueError(part)
-
-    def init_states(self, device: torch.device | str = "cpu") -> list[torch.Tensor]:
-        return self.net.init_states(torch.device(device))
-
-    def step(
-        self, x: torch.Tensor, states: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        states, out = list(states), []
-        p = self.patch_size
-        if self.part == "encoder":
-            b, _, t = x.shape
-            if p > 1:  # (B, 1, T) -> (B, p, T / p), as Encoder.forward
-                x = x.reshape(b, t // p, p).transpose(1, 2)
-            return self.net.step(x, states, out), out
-        y = self.net.step(x, states, out)
-        if p > 1:
-            b, _, n = y.shape
-            y = y.transpose(1, 2).reshape(b, 1, n * p)
-        if self.tanh:
-            y = torch.tanh(y)
-        if self.output_gain != 1.0:
-            y = y * self.output_gain
-        return y, out
-
-
-def _stateful_plan(codec: Codec, part: str) -> StreamingPlan | None:
-    """The stateful plan of a causal SEANet encoder / decoder, or None (stream by windows)."""
+def streams_with_state(codec: nn.Module, part: str) -> bool:
+    """True when the codec's `part` ("encoder" / "decoder") streams with state in its layers: a
+    causal model whose module says so (SEANet); otherwise it streams by windows."""
     module = codec.encoder if part == "encoder" else codec.decoder
-    if not codec.cfg.causal or not isinstance(module, (Encoder, Decoder)):
-        return None  # a centred conv or an STFT / iSTFT model: overlapping windows
-    return StreamingPlan(codec, part)
-
-
-# ------------------------------------------------------------------------------------ reach
-def receptive_field(codec: Codec) -> dict[str, int]:
-    """Frames of context each side that one frame of the encoder / decoder depends on.
-
-    Measured on the model with autograd (the support of the gradient of one output frame), so
-    it holds for any layer stack. Returns `encoder_left`, `encoder_right` (frames of input
-    audio before / after the frame's own hop) and `decoder_left`, `decoder_right` (latent
-    frames before / after the frame). A pitch model's decoder also reads the pitch codes, which
-    have no gradient: `decoder_right` covers the earliest audio a changed pitch frame moves
-    (the source's look-ahead); the pitch's past reaches back without bound through the source
-    phase, which a stream carries as state (source_filter_decoder.StreamSource).
-    """
-    hop = codec.hop_length
-    device = next(codec.parameters()).device
-    frames = 32
-    while True:
-        f = frames // 2
-        with torch.enable_grad():
-            x = (torch.randn(1, 1, frames * hop, device=device) * 0.1).requires_grad_()
-            codec.encoder(x)[..., f].sum().backward()
-            nz = torch.nonzero(x.grad[0, 0]).view(-1)
-            z = torch.randn(1, codec.cfg.latent_dim, frames, device=device).requires_grad_()
-            kw = {}
-            if codec.has_pitch:  # the pitch channel reaches no further than the latents
-                kw["pitch"] = torch.full((1, frames), 100, dtype=torch.long, device=device)
-            codec.decoder(z, **kw)[..., f * hop : (f + 1) * hop].sum().backward()
-            nzd = torch.nonzero(z.grad[0].abs().sum(0)).view(-1)
-        first, last = int(nz.min()), int(nz.max())
-        reach = {
-            "encoder_left": -(-(f * hop - first) // hop),
-            "encoder_right": -(-(last - ((f + 1) * hop - 1)) // hop),
-            "decoder_left": f - int(nzd.min()),
-            "decoder_right": int(nzd.max()) - f,
-        }
-        if codec.has_pitch:
-            reach["decoder_right"] = max(reach["decoder_right"], _pitch_reach(codec, frames))
-        if max(reach.values()) < f - 1:
-            return {k: max(v, 0) for k, v in reach.items()}
-        frames *= 2
-        if frames > 4096:
-            raise CodecError("receptive field too large to stream")
-
-
-def _pitch_reach(codec: Codec, frames: int) -> int:
-    """Latent frames ahead of its own that the decoder's audio reads the pitch codes: how far
-    before pitch frame f the audio changes when that frame's code does."""
-    hop, f = codec.hop_length, frames // 2
-    device = next(codec.parameters()).device
-    z = torch.randn(1, codec.cfg.latent_dim, frames, device=device)
-    pitch = torch.full((1, frames), 100, dtype=torch.long, device=device)
-    moved = pitch.clone()
-    moved[0, f] = 160  # 92 Hz -> 148 Hz, voiced both times
-    with torch.no_grad():
-        a, b = codec.decoder(z, pitch=pitch)[0, 0], codec.decoder(z, pitch=moved)[0, 0]
-    changed = torch.nonzero((a - b).abs() > 1e-6 * a.abs().max()).view(-1)
-    return max(0, f - int(changed.min()) // hop) if changed.numel() else 0
-
-
-# ------------------------------------------------------------------------------------ gains
-class _Normalizer:
-    """The encoder side of the loudness gain, applied causally to raw samples as they come."""
-
-    def __init__(self, codec: Codec, gain: float | None):
-        from ..bitstream import code_from_gain
-        from .loudness import BlockGainState, gain_from_code
-
-        self.kind = codec.normalization
-        self.block = codec.block_gain
-        self.gain_code = 0
-        if self.kind == "clip" and gain is not None:
-            self.gain_code = code_from_gain(float(gain))
-        self.fixed = gain_from_code(self.gain_code).item() if self.kind == "clip" else 1.0
-        if self.kind == "block":
-            self.state = BlockGainState.initial(1)
-            self.prev = self.state.code.clone()
-            self.pos = 0  # samples into the current block
-            self.block_index = 0
-            self.raw: list[torch.Tensor] = []
-            self.pending = {0: int(self.state.code)}  # block index -> code, not yet sent
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(n,) raw samples -> (n,) normalised samples."""
-        if self.kind != "block":
-            return x * self.fixed if self.fixed != 1.0 else x
-        g, n, out = self.block, self.block.block_length, []
-        while x.numel():
-            m = min(x.numel(), n - self.pos)
-            seg, x = x[:m], x[m:]
-            curve = g.curve(self.state.code.view(1, 1), self.prev, self.pos, m)
-            out.append(seg * curve.view(-1))
-            self.raw.append(seg)
-            self.pos += m
-            if self.pos == n:  # block done: its power sets the next block's gain
-                power = g.block_power(torch.cat(self.raw).view(1, -1))
-                self.prev = self.state.code.clone()
-                self.state = g.advance(self.state, power[:, 0])
-                self.block_index += 1
-                self.pending[self.block_index] = int(self.state.code)
-                self.pos, self.raw = 0, []
-        return torch.cat(out) if out else x
-
-    def gains_for(self, first: int, n: int) -> np.ndarray:
-        """Gain codes of the blocks starting in frames [first, first + n), removed from pending."""
-        if self.kind != "block":
-            return np.zeros(0, np.int64)
-        b = self.block.block_frames
-        idx = range(-(-first // b), -(-(first + n) // b))
-        return np.array([self.pending.pop(i) for i in idx], dtype=np.int64)
-
-
-class _Denormalizer:
-    """The decoder side: the gain curve for output samples from the gain codes received."""
-
-    def __init__(self, codec: Codec, normalization: str, gain: float, block_frames: int):
-        import dataclasses
-
-        from .loudness import BlockGain
-
-        self.kind = normalization
-        self.fixed = float(gain) if normalization == "clip" else 1.0
-        self.max_db = codec.cfg.max_gain_db + GAIN_STEP_DB
-        if not (math.isfinite(self.fixed) and self.fixed > 0):
-            raise CodecError(f"gain {gain!r} is not a positive finite number")
-        if abs(20 * math.log10(self.fixed)) > self.max_db:
-            raise CodecError(f"gain {gain:g} is beyond +-{codec.cfg.max_gain_db:g} dB")
-        if normalization not in ("clip", "block", "none"):
-            raise CodecError(f"unknown normalisation '{normalization}'")
-        if normalization == "block":
-            cfg = dataclasses.replace(codec.cfg, norm_block_frames=block_frames)
-            self.block = BlockGain(cfg, codec.hop_length)
-            self.codes: dict[int, int] = {}  # gain block index -> gain code
-
-    def add(self, gains: np.ndarray, first: int, n: int) -> None:
-        if self.kind != "block":
-            return
-        b = self.block.block_frames
-        idx = list(range(-(-first // b), -(-(first + n) // b)))
-        if len(gains) != len(idx):
-            raise CodecError(
-                f"frames {first}..{first + n} start {len(idx)} gain blocks, got {len(gains)} gains"
-            )
-        if len(gains) and np.abs(gains).max() * GAIN_STEP_DB > self.max_db:
-            raise CodecError(f"a block gain is beyond +-{self.max_db - GAIN_STEP_DB:g} dB")
-        self.codes.update(zip(idx, (int(g) for g in gains)))
-
-    def curve(self, start: int, length: int) -> torch.Tensor | float:
-        """Gains for samples [start, start + length) as (length,), or one float."""
-        if self.kind != "block":
-            return self.fixed
-        n = self.block.block_length
-        b0, b1 = start // n, -(-(start + length) // n)
-        try:
-            codes = torch.tensor([[self.codes[b] for b in range(b0, b1)]])
-            prev = torch.tensor([self.codes[max(b0 - 1, 0)]])
-        except KeyError as e:
-            raise CodecError(f"no gain received for gain block {e.args[0]}") from e
-        for b in [b for b in self.codes if b < b0 - 1]:
-            del self.codes[b]
-        return self.block.curve(codes, prev, start - b0 * n, length).view(-1)
+    return bool(codec.cfg.causal and getattr(module, "streams_with_state", False))
 
 
 # ------------------------------------------------------------------------------------ encoder
@@ -493,7 +94,8 @@ class StreamEncoder:
     """Audio in chunks of any size -> codes as soon as frames complete.
 
     Args:
-        codec: the model (eval mode; its weights are copied when the stream starts).
+        codec: the model (a `Codec` in eval mode); the stream holds its layers' state, not a
+            copy of the weights.
         n_q: codebooks (default all).
         gain: `clip` models only: the gain to apply (e.g. from a first pass over a file);
             default 0 dB. Ignored by `block` and `none` models, whose gain needs no future.
@@ -502,7 +104,7 @@ class StreamEncoder:
 
     def __init__(
         self,
-        codec: Codec,
+        codec: nn.Module,
         n_q: int | None = None,
         gain: float | None = None,
         window_frames: int = 50,
@@ -511,11 +113,10 @@ class StreamEncoder:
         self.n_q = codec.check_n_q(n_q)
         self.hop = codec.hop_length
         self.device = next(codec.parameters()).device
-        self.norm = _Normalizer(codec, gain)
-        self.plan = _stateful_plan(codec, "encoder")
-        self.causal = self.plan is not None
-        if self.plan is not None:
-            self.states = self.plan.init_states(self.device)
+        self.norm = StreamNormalizer(codec, gain)
+        self.causal = streams_with_state(codec, "encoder")
+        if self.causal:
+            self.state: StreamState = initial_state(codec.encoder, 1, self.device)
             if codec.has_pitch:  # the tracker's window: `context` samples up to a frame's end
                 self.pitch_frames = -(-(codec.tracker.context - self.hop) // self.hop)
                 self.history = torch.zeros(self.pitch_frames * self.hop)  # = offline zero pad
@@ -537,10 +138,8 @@ class StreamEncoder:
         """The `clip` gain code in use (0 for other kinds)."""
         return self.norm.gain_code
 
-    def header(self):
+    def header(self) -> StreamHeader:
         """The bitstream header (bitstream.StreamHeader) of this stream."""
-        from ..bitstream import StreamHeader
-
         c = self.codec
         return StreamHeader(
             sample_rate=c.sample_rate,
@@ -604,7 +203,8 @@ class StreamEncoder:
         if k == 0:
             return torch.zeros(1, self.codec.cfg.latent_dim, 0), torch.zeros(0, dtype=torch.long)
         frames = buf[: k * self.hop].view(1, 1, -1).to(self.device)
-        z, self.states = self.plan.step(frames, self.states)
+        with streaming(self.codec.encoder, state=self.state):
+            z = self.codec.encoder(frames)
         pitch = None
         if self.codec.has_pitch:  # causal YIN: the last pitch_frames frames complete its windows
             x = torch.cat([self.history, buf[: k * self.hop]])
@@ -652,7 +252,7 @@ class StreamDecoder:
         normalization: how the codes' audio was normalised (default: the model's kind).
         gain: the `clip` gain (e.g. from the bitstream header).
         block_frames: frames per gain block for `block` (default: the model's).
-        window_frames: decoders without a stateful plan (non-causal ones, and the causal
+        window_frames: decoders that stream by windows (non-causal ones, and the causal
             source-filter decoder): frames decoded per window; default 50, or 1 for a causal
             model (its decoder then adds no latency, at the cost of re-running its left
             context every frame).
@@ -661,32 +261,27 @@ class StreamDecoder:
 
     def __init__(
         self,
-        codec: Codec,
+        codec: nn.Module,
         normalization: str | None = None,
         gain: float = 1.0,
         block_frames: int | None = None,
         window_frames: int | None = None,
         pitch_shift: float = 0.0,
     ):
-        from .codec import check_pitch_shift
-
         check_pitch_shift(pitch_shift, codec.has_pitch)
         self.codec = codec
         self.hop = codec.hop_length
         self.device = next(codec.parameters()).device
         self.source = None
         if codec.has_pitch:
-            from .source_filter_decoder import StreamSource
-
             self.source = StreamSource(codec.decoder, pitch_shift)
             self.pitch_shift = pitch_shift
         kind = codec.normalization if normalization is None else normalization
         frames = codec.cfg.norm_block_frames if block_frames is None else block_frames
-        self.denorm = _Denormalizer(codec, kind, gain, frames)
-        self.plan = _stateful_plan(codec, "decoder")
-        self.causal = self.plan is not None
-        if self.plan is not None:
-            self.states = self.plan.init_states(self.device)
+        self.denorm = StreamDenormalizer(codec, kind, gain, frames)
+        self.causal = streams_with_state(codec, "decoder")
+        if self.causal:
+            self.state: StreamState = initial_state(codec.decoder, 1, self.device)
         else:
             reach = receptive_field(codec)
             self.left, self.right = reach["decoder_left"], reach["decoder_right"]
@@ -702,9 +297,9 @@ class StreamDecoder:
     @property
     def latency_samples(self) -> int:
         """Algorithmic latency the decoder adds, in samples: how long after its codes a frame's
-        audio can come out at worst (0 with a stateful plan; a window waits for its other
-        `window - 1` frames and `right` frames of context). The encoder's `latency_samples`
-        plus this is the stream's algorithmic latency."""
+        audio can come out at worst (0 when the decoder streams with state; a window waits for
+        its other `window - 1` frames and `right` frames of context). The encoder's
+        `latency_samples` plus this is the stream's algorithmic latency."""
         return 0 if self.causal else self.hop * (self.window - 1 + self.right)
 
     @torch.inference_mode()
@@ -782,7 +377,8 @@ class StreamDecoder:
     def _causal(self, z: torch.Tensor) -> torch.Tensor:
         if z.shape[-1] == 0:
             return torch.zeros(1, 1, 0)
-        y, self.states = self.plan.step(z, self.states)
+        with streaming(self.codec.decoder, state=self.state):
+            y = self.codec.decoder(z)
         return y
 
     def _windowed(self, z: torch.Tensor, final: bool) -> torch.Tensor:
@@ -812,11 +408,3 @@ class StreamDecoder:
         if not out:
             return torch.zeros(1, 1, 0)
         return torch.cat(out, dim=-1)
-
-
-def algorithmic_latency(codec: Codec) -> float:
-    """Seconds from a sample entering the encoder until the decoder can output it (worst case
-    over the samples of a frame): one frame, plus the look-ahead (right context) of the encoder
-    and the decoder, which is zero for a causal model."""
-    r = receptive_field(codec)
-    return (1 + r["encoder_right"] + r["decoder_right"]) * codec.hop_length / codec.sample_rate

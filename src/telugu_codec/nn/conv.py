@@ -6,10 +6,16 @@ Length rules (T a multiple of the stride):
 Causal padding puts all of a kernel's reach in the past, so output frame t never depends on
 input after t (tested in tests/test_model.py).
 
-Without autograd (inference) two layers take faster CPU routes to the same sums: a conv with
-at most a few output channels runs as one GEMM plus shifted adds, and the transposed conv as a
-sub-pixel convolution. Training runs the plain PyTorch modules. benchmarks/bench_codec_speed.py
-measures the result.
+Without autograd (inference) both layers run the fixed-order kernels of nn/fixed_order.py, so
+an output sample has the same bits whatever the batch size or the length of the call (a conv
+with at most a few output channels as one GEMM plus shifted adds, the transposed conv as a
+sub-pixel convolution). Training runs the plain PyTorch modules.
+
+Causal layers stream (nn/streaming.py): inside `streaming(model)` a layer keeps the last input
+samples of each call as the left context of the next, in place of the zero padding, so a
+stream of chunks gives the bits of the offline forward. A Conv1d keeps (K - 1) * dilation -
+(stride - 1) samples; a ConvTranspose1d, run as its sub-pixel convolution over input frames,
+keeps ceil(K / stride) - 1 frames. A call's length must be a multiple of the stride.
 """
 
 from __future__ import annotations
@@ -20,12 +26,24 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
+from ..errors import CodecError
+from . import fixed_order
+from .streaming import StreamingModule
+
+# Up to this many output channels (the decoder's last conv: 1 or patch_size outputs) the conv
+# runs as one GEMM plus shifted adds (fixed_order.few_outputs_conv1d), 4-5x faster on CPU.
+_FEW_OUT_CHANNELS = 4
+
 
 def _maybe_wn(module: nn.Module, use: bool) -> nn.Module:
     return _weight_norm(module) if use else module
 
 
-class Conv1d(nn.Module):
+def _training(x: torch.Tensor, conv: nn.Module) -> bool:
+    return torch.is_grad_enabled() and (x.requires_grad or conv.training)
+
+
+class Conv1d(StreamingModule):
     """`nn.Conv1d` with "same"-style padding (causal or centred).
 
     Input (B, C_in, T) with T divisible by `stride` -> output (B, C_out, T // stride).
@@ -60,61 +78,44 @@ class Conv1d(nn.Module):
             weight_norm,
         )
 
+    def stream_context(self) -> int:
+        if not self.causal:
+            raise CodecError("only causal models stream with state; this conv is centred")
+        return max(self.padding_total, 0)
+
+    def stream_channels(self) -> int:
+        return self.conv.in_channels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = self.padding_total
         left = total if self.causal else total // 2
         conv = self.conv
-        if (
+        if _training(x, conv):
+            if total > 0 and not self.builtin_padding:
+                x = F.pad(x, (left, total - left), mode=self.pad_mode)
+            return conv(x)
+        w, b, s, d = conv.weight, conv.bias, conv.stride[0], conv.dilation[0]
+        few = (
             conv.out_channels <= _FEW_OUT_CHANNELS
-            and conv.stride[0] == 1
+            and s == 1
             and conv.groups == 1
             and self.pad_mode == "constant"
             and total >= 0
-            and not (torch.is_grad_enabled() and (x.requires_grad or conv.training))
-        ):
-            return _few_outputs_conv(x, conv.weight, conv.bias, conv.dilation[0], left)
-        if total > 0 and not self.builtin_padding:
+        )
+        if self.stream_state is not None:  # the previous call's last samples, not zeros
+            t = x.shape[-1]
+            x = self.take_context(x)
+            if few:  # the same kernel as offline, so the same sums: outputs [0, T) are valid
+                return fixed_order.few_outputs_conv1d(x, w, b, d, 0)[..., :t]
+            return fixed_order.conv1d(x, w, b, s, d, conv.groups)
+        if few:
+            return fixed_order.few_outputs_conv1d(x, w, b, d, left)
+        if total > 0:
             x = F.pad(x, (left, total - left), mode=self.pad_mode)
-        return conv(x)
+        return fixed_order.conv1d(x, w, b, s, d, conv.groups)
 
 
-# Below this many output channels (the decoder's last conv: 1 or patch_size outputs) oneDNN's
-# convolution runs at a few GMAC/s; one GEMM plus K shifted adds is 4-5x faster on CPU.
-_FEW_OUT_CHANNELS = 4
-
-
-def _few_outputs_conv(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int, left: int
-) -> torch.Tensor:
-    """Stride-1 zero-padded convolution with few output channels, as a GEMM and shifted adds.
-
-    Args:
-        x: (B, C_in, T); weight: (C_out, C_in, K); left: zero padding before the signal (the
-            rest of the (K - 1) * dilation padding goes after it).
-
-    Returns:
-        (B, C_out, T), the same sums as `F.conv1d` up to float rounding.
-    """
-    c_out, c_in, k = weight.shape
-    b, _, t = x.shape
-    z = torch.matmul(weight.permute(2, 0, 1).reshape(k * c_out, c_in), x)  # (B, K * C_out, T)
-    z = z.view(b, k, c_out, t)
-    if bias is None:
-        y = x.new_zeros(b, c_out, t)
-    else:
-        y = bias.view(1, c_out, 1).expand(b, c_out, t).clone()
-    for i in range(k):  # y[t] += z_i[t + i * dilation - left]
-        shift = i * dilation - left
-        if abs(shift) >= t:
-            continue
-        if shift >= 0:
-            y[..., : t - shift] += z[:, i, :, shift:]
-        else:
-            y[..., -shift:] += z[:, i, :, : t + shift]
-    return y
-
-
-class ConvTranspose1d(nn.Module):
+class ConvTranspose1d(StreamingModule):
     """`nn.ConvTranspose1d` trimmed so that (B, C_in, T) -> (B, C_out, T * stride).
 
     At inference (no autograd) the same operator runs as a sub-pixel convolution: one ordinary
@@ -134,6 +135,7 @@ class ConvTranspose1d(nn.Module):
         super().__init__()
         self.causal = causal
         self.stride = stride
+        self.kernel_size = kernel_size
         total = max(kernel_size - stride, 0)  # T * stride + total samples come out
         # Causal: the extra samples at the end would need future frames; drop them there.
         # Centred: the transposed conv's own `padding` trims `total // 2` from both ends (no
@@ -146,8 +148,16 @@ class ConvTranspose1d(nn.Module):
         )
         self._subpixel_cache: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
 
+    def stream_context(self) -> int:
+        if not self.causal:
+            raise CodecError("only causal models stream with state; this conv is centred")
+        return -(-self.kernel_size // self.stride) - 1  # input frames the sub-pixel conv reads
+
+    def stream_channels(self) -> int:
+        return self.conv.in_channels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and (x.requires_grad or self.conv.training):
+        if _training(x, self.conv):
             y = self.conv(x)
             return y[..., : y.shape[-1] - self.trim_right] if self.trim_right else y
         return self._subpixel(x)
@@ -162,7 +172,11 @@ class ConvTranspose1d(nn.Module):
         w, b = self.conv.weight, self.conv.bias
         # cache only a plain weight (a parametrized one is rebuilt on every access); its version
         # counter moves with every in-place update (optimizer step, load_state_dict)
-        plain = not parametrize.is_parametrized(self.conv) and not w.is_inference()
+        plain = not (
+            parametrize.is_parametrized(self.conv)
+            or w.is_inference()
+            or fixed_order.plain_kernels()
+        )
         key = (w.data_ptr(), w._version, b.data_ptr(), b._version) if plain else None
         if plain and self._subpixel_cache is not None and self._subpixel_cache[0] == key:
             return self._subpixel_cache[1], self._subpixel_cache[2]
@@ -180,7 +194,10 @@ class ConvTranspose1d(nn.Module):
         w2, b2 = self._subpixel_weights()
         s, m = self.stride, w2.shape[-1]
         b, _, t = x.shape
-        z = F.conv1d(x, w2, b2, padding=m - 1)  # (B, C_out * s, T + m - 1)
+        if self.stream_state is not None:  # m - 1 frames of left context (causal: no crop)
+            z = fixed_order.conv1d(self.take_context(x), w2, b2)  # (B, C_out * s, T)
+            return z.view(b, -1, s, t).transpose(2, 3).reshape(b, -1, t * s)
+        z = fixed_order.conv1d(F.pad(x, (m - 1, m - 1)), w2, b2)  # (B, C_out * s, T + m - 1)
         n = z.shape[-1]
         y = z.view(b, -1, s, n).transpose(2, 3).reshape(b, -1, n * s)  # (B, C_out, (T+m-1) s)
         return y[..., self.left : self.left + t * s]

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ...config import QuantizerConfig
+from ...nn.fixed_order import pad_rows
 
 
 @dataclass
@@ -301,17 +302,20 @@ class ResidualQuantizer(nn.Module):
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """(B, D, F) latents -> (B, n_q, F) int64 codes, no state change.
 
-        Frame-local: frame f's codes depend on latent frame f only (streaming relies on it).
+        Frame-local: frame f's codes depend on latent frame f only (streaming relies on it),
+        with the same bits for any number of frames and batch size: fewer than
+        `fixed_order.MIN_COLUMNS` rows are zero-padded, so the distance products never take
+        MKL's small-matrix path, whose sums are ordered differently (nn/fixed_order.py).
         """
         n_q = self._check_n_q(n_q)
         b, d, f = x.shape
         with full_fp32(x.device.type):
-            residual = x.float().transpose(1, 2).reshape(b * f, d)
+            residual, rows = pad_rows(x.float().transpose(1, 2).reshape(b * f, d))
             codes = []
             for stage in self.stages[:n_q]:
                 c = stage.encode(residual)
                 residual = residual - stage.decode(c)
-                codes.append(c.view(b, f))
+                codes.append(c[:rows].view(b, f))
         return torch.stack(codes, dim=1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
