@@ -288,7 +288,7 @@ def test_training_with_distillation_logs_and_lowers_the_teacher_loss(tmp_path, d
 
 
 def _batches(trainer, n):
-    it = trainer._batches()
+    it = trainer.feed.batches()
     return [next(it) for _ in range(n)]
 
 

@@ -20,9 +20,10 @@ How a run goes:
    ``tokenize --merge``), ``index.json`` (shards, rows, frames, hours), ``skipped.json`` and
    ``vocab.json`` (`vocab.vocab_for`) are written.
 
-`encode_batch` is the one place the model is called. For now it encodes item by item with
-`Codec.encode`, so a row's codes are exactly what `Codec.encode` gives for that file, with
-``n_frames = ceil(samples / hop_length)`` (the encoder pads the input to a whole frame).
+`encode_batch` is the one place the model is called: one padded batch through the
+padding-aware `Codec.encode_batch`, whose codes are bit-identical to `Codec.encode` of each
+file alone, with ``n_frames = ceil(samples / hop_length)`` (the encoder pads the input to a
+whole frame).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..checkpoint import atomic_write_text, make_output_dir
 from ..config import DataConfig, to_yaml
@@ -73,14 +75,25 @@ def encode_batch(codec, waves: list[np.ndarray], n_q: int) -> list[ItemCodes]:
     Returns:
         One `ItemCodes` per wave with ``ceil(T_i / hop_length)`` frames.
 
-    Item by item through `Codec.encode` for now (so tokens equal single-file encoding
-    exactly); the padding-aware batched encoder replaces the loop without changing results.
+    One padded batch through `Codec.encode_batch` (padding-aware: each item's gain from its
+    own samples, only its own frames): bit-identical to `Codec.encode` of each file alone
+    (tests/test_invariance.py; tests/test_tokens_tokenize.py compares with `encode`).
     """
+    if not waves:
+        return []
+    lengths = [int(np.asarray(w).shape[-1]) for w in waves]
+    if min(lengths) < 1:
+        raise CodecError("cannot encode empty audio")
+    audio = torch.zeros(len(waves), 1, max(lengths))
+    for i, w in enumerate(waves):
+        audio[i, 0, : lengths[i]] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+    with torch.inference_mode():
+        enc = codec.encode_batch(audio, lengths, n_q)
     out = []
-    for w in waves:
-        enc = codec.encode(w, codec.sample_rate, n_q)
-        pitch = None if enc.pitch is None else np.asarray(enc.pitch).astype(np.uint8)
-        out.append(ItemCodes(np.asarray(enc.codes).astype(np.uint16), pitch))
+    for i in range(len(waves)):
+        f = int(enc.n_frames[i])
+        pitch = None if enc.pitch is None else enc.pitch[i, :f].numpy().astype(np.uint8)
+        out.append(ItemCodes(enc.item(i).numpy().astype(np.uint16), pitch))
     return out
 
 
