@@ -61,3 +61,24 @@ def data_dir(tmp_path_factory):
     for i in range(8):
         sf.write(d / f"utt{i}.wav", speechlike(1.0, seed=i), 16000)
     return d
+
+
+def initialised_codec(*overrides: str):
+    """A tiny codec (`TINY_OVERRIDES` + `overrides`) whose codebooks k-means has initialised
+    on one training-mode pass, in eval mode."""
+    from telugu_codec.model.codec import build_codec
+
+    codec = build_codec(load_config(None, TINY_OVERRIDES + list(overrides)))
+    codec.train()
+    codec(torch.randn(2, 1, 3200) * 0.1)  # k-means initialises the codebooks
+    return codec.eval()
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one intra-op thread for the test: many tiny products and convolutions, where a
+    second thread on a shared 2-core machine only waits."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,13 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from telugu_codec.config import load_config
 from telugu_codec.errors import CodecError
 from telugu_codec.model.batch_encode import PAD_CODE
-from telugu_codec.model.codec import Codec, build_codec
+from telugu_codec.model.codec import Codec
 from telugu_codec.nn import fixed_order
 
-from .conftest import TINY_OVERRIDES, speechlike
+from .conftest import initialised_codec, speechlike
 
 SR = 16000
 HOP = 320
@@ -26,19 +25,10 @@ LENGTHS = [1, HOP - 1, HOP + 1, int(0.37 * SR), int(1.23 * SR)]
 
 
 def make_codec(*extra: str) -> Codec:
-    codec = build_codec(load_config(None, TINY_OVERRIDES + list(extra)))
-    codec.train()
-    codec(torch.randn(2, 1, 3200) * 0.1)  # k-means initialises the codebooks
-    return codec.eval()
+    return initialised_codec(*extra)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # many tiny products: on a shared machine a second intra-op thread only waits
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from telugu_codec.errors import ConfigError
 from telugu_codec.model.codec import Codec, build_codec
 from telugu_codec.model.streaming import algorithmic_latency, receptive_field
 
-from .conftest import TINY_OVERRIDES, speechlike
+from .conftest import initialised_codec, speechlike
 
 SR, HOP = 16000, 320
 # causal, `block` normalisation with 2-frame gain blocks (a 1 s signal crosses many), the
@@ -33,18 +33,10 @@ CAUSAL_SF = [
 
 
 def make_codec(*extra: str) -> Codec:
-    codec = build_codec(load_config(None, TINY_OVERRIDES + CAUSAL_SF + list(extra)))
-    codec.train()
-    codec(torch.randn(2, 1, 3200) * 0.1)  # k-means initialises the codebooks
-    return codec.eval()
+    return initialised_codec(*CAUSAL_SF, *extra)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

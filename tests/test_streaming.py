@@ -10,7 +10,7 @@ from telugu_codec.config import load_config
 from telugu_codec.model.codec import Codec, build_codec
 from telugu_codec.model.streaming import algorithmic_latency, receptive_field
 
-from .conftest import TINY_OVERRIDES, speechlike
+from .conftest import initialised_codec, speechlike
 
 # causal, `block` normalisation with 2-frame (40 ms) gain blocks so that a 1 s test signal
 # crosses many blocks, and a fast (0.2 s) level so that the gain follows the quieter second half
@@ -23,19 +23,10 @@ STREAM = [
 
 
 def make_codec(*extra: str) -> Codec:
-    codec = build_codec(load_config(None, TINY_OVERRIDES + list(extra)))
-    codec.train()
-    codec(torch.randn(2, 1, 3200) * 0.1)  # k-means initialises the codebooks
-    return codec.eval()
+    return initialised_codec(*extra)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # many tiny convolutions: on a shared 2-core machine a second intra-op thread only waits
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
