@@ -165,7 +165,8 @@ def _progress_file(out: Path, rank: int) -> Path:
 
 
 def _done(out: Path) -> dict[str, dict]:
-    """Shard name -> its entry, for every shard some rank finished and that exists."""
+    """Shard name -> its entry, for every shard some rank finished and that exists (a shard
+    with no rows has no file)."""
     done: dict[str, dict] = {}
     for f in sorted((out / PROGRESS_DIR).glob("rank-*.json")):
         try:
@@ -173,7 +174,7 @@ def _done(out: Path) -> dict[str, dict]:
         except (OSError, ValueError, KeyError, TypeError):
             continue  # rewritten atomically: only a hand-edited file is unreadable
         for e in entries:
-            if (out / e["name"]).is_file():
+            if e.get("rows") == 0 or (out / e["name"]).is_file():
                 done[e["name"]] = e
     return done
 
@@ -337,10 +338,10 @@ def tokenize(
             break
         part = items[j * shard_items : (j + 1) * shard_items]
         rows, skipped = tokenize_shard(codec, part, n_q, batch_seconds, progress)
+        # a shard whose every item was skipped has no file (its progress entry says 0 rows): a
+        # reader that globs the shards must never meet an empty or zero-row file
+        # (`datasets.load_dataset` fails on both)
         size = write_shard(out / name, rows, meta, j) if rows else 0
-        if not rows:
-            (out / name).unlink(missing_ok=True)
-            _empty_marker(out / name)
         entry = {
             "name": name,
             "rows": len(rows),
@@ -364,11 +365,6 @@ def tokenize(
     return TokenizeResult(
         written, resumed, rows_n, skipped_n, progress.seconds / 3600, progress.hours_per_hour, index
     )
-
-
-def _empty_marker(path: Path) -> None:
-    """A shard whose every item was skipped: an empty file stands for it (no rows)."""
-    path.write_bytes(b"")
 
 
 def merge(out: str | Path, log: Callable[[str], None] = print) -> dict | None:
