@@ -103,27 +103,30 @@ def test_detokenize_lm_ids_with_the_vocab(run, tmp_path, capsys):
 def test_cli_errors_are_one_line(run, tmp_path, capsys):
     ck = ["--checkpoint", str(run["ckpt"])]
     wav = str(tmp_path / "o.wav")
-    one_line_error(capsys, main(["detokenize", str(tmp_path / "none.npy"), wav] + ck), "not found")
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
-    one_line_error(
-        capsys, main(["detokenize", str(tmp_path / "junk.npy"), wav] + ck), "cannot read"
-    )
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"codes": object()}))
-    one_line_error(capsys, main(["detokenize", str(tmp_path / "evil.pt"), wav] + ck), "cannot read")
     shard = run["out"] / "tokens-000000.parquet"
-    one_line_error(capsys, main(["detokenize", f"{shard}#99", wav] + ck), "row 99 does not exist")
-    one_line_error(capsys, main(["detokenize", str(shard), wav] + ck), "which row")
-    other = tiny_codec_file(tmp_path / "other.safetensors", seed=3)
-    rc = main(["detokenize", f"{shard}#0", wav, "--checkpoint", str(other)])
-    one_line_error(capsys, rc, "were made by codec")
-    rc = main(
-        ["tokenize", str(run["corpus"]), "--out", str(run["out"]), "--checkpoint", str(other)]
-    )
-    one_line_error(capsys, rc, "pick another --out")
-    rc = main(["tokenize", "--merge", "--out", str(tmp_path / "nothing")])
-    one_line_error(capsys, rc, "holds no tokenize run")
-    rc = main(["tokenize", str(tmp_path / "missing"), "--out", str(tmp_path / "t")] + ck)
-    one_line_error(capsys, rc, "not found")
+    other = str(tiny_codec_file(tmp_path / "other.safetensors", seed=3))
+    cases = [
+        (["detokenize", str(tmp_path / "none.npy"), wav, *ck], "not found"),
+        (["detokenize", str(tmp_path / "junk.npy"), wav, *ck], "cannot read"),
+        (["detokenize", str(tmp_path / "evil.pt"), wav, *ck], "cannot read"),
+        (["detokenize", f"{shard}#99", wav, *ck], "row 99 does not exist"),
+        (["detokenize", str(shard), wav, *ck], "which row"),
+        (["detokenize", f"{shard}#0", wav, "--checkpoint", other], "were made by codec"),
+        (
+            ["tokenize", str(run["corpus"]), "--out", str(run["out"]), "--checkpoint", other],
+            "pick another --out",
+        ),
+        (["tokenize", "--merge", "--out", str(tmp_path / "nothing")], "holds no tokenize run"),
+        (["tokenize", str(tmp_path / "missing"), "--out", str(tmp_path / "t"), *ck], "not found"),
+    ]
+    for argv, match in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2, (argv, err)
+        assert err and err[-1].startswith("error: ") and match in err[-1], (argv, err)
+        assert not any("Traceback" in line for line in err), (argv, err)
 
 
 def test_tokens_vocab_command(run, tmp_path, capsys):

@@ -1,5 +1,9 @@
 """The `.tcc` container, version 3: a 16-byte binary header, then packets, each with a CRC.
 
+Over 600 lines on purpose: the byte layout below, the writer and the reader (with every field's
+validation) are one format, kept in one file so a change to the layout is made, and reviewed,
+in one place; version 1 lives in `bitstream_v1.py`.
+
 Layout (integers big-endian)::
 
     header, 16 bytes
@@ -35,10 +39,6 @@ a `TruncatedWarning`. The signal length is frames x hop - trim of the final pack
 claim more audio than it carries codes for. Every field is range-checked; all errors are a
 one-line `BitstreamError`. Version-2 files (bit 6 zero: no pitch) read as they are; version-1
 files (JSON header) still read (bitstream_v1.py).
-
-Over 600 lines on purpose: the byte layout above, the writer and the reader (with every field's
-validation) are one format, kept in one file so a change to the layout is made, and reviewed,
-in one place; version 1 lives in `bitstream_v1.py`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,12 @@
 """Objective quality metrics: pure functions ``(pred, target) -> float``.
 
+Over 600 lines on purpose (about 630), one idea: every metric with its optional-dependency
+handling and the registry (`METRICS`, `compute_metrics`) that names them. It sits below both
+`train/` (validation) and `evaluation/` (reports), so neither imports the other for it. The
+`pesq_split` diagnostic (PESQ-WB of magnitude / phase hybrids) lives here too: it is a
+registered metric built on `pesq_wb` and `_fail`, and a module of its own would import them
+back from here.
+
 Every metric takes the decoded signal first and the reference second (the order of
 ``torch.nn.functional`` losses). Inputs are numpy arrays or torch tensors shaped (T,), (B, T) or
 (B, 1, T); batched inputs give the mean of the per-item values. `pred` and `target` must have the
@@ -23,13 +30,6 @@ Signal metrics (no dependency beyond numpy / torch):
 - `mrstft_distance`: multi-resolution STFT distance (Yamamoto et al. 2020, Parallel WaveGAN,
   eq. 4-6): spectral convergence + mean |log magnitude difference| averaged over the FFT sizes
   512 / 1024 / 2048 (hop = n_fft / 4).
-
-Over 600 lines on purpose (about 630), one idea: every metric with its optional-dependency
-handling and the registry (`METRICS`, `compute_metrics`) that names them. It sits below both
-`train/` (validation) and `evaluation/` (reports), so neither imports the other for it. The
-`pesq_split` diagnostic (PESQ-WB of magnitude / phase hybrids) lives here too: it is a
-registered metric built on `pesq_wb` and `_fail`, and a module of its own would import them
-back from here.
 """
 
 from __future__ import annotations
