@@ -97,3 +97,39 @@ def test_files_gone_bad_after_the_scan_are_substituted_and_recorded(tmp_path):
     records = train.failures.new_records()
     assert {r["path"] for r in records} == bad and train.failures.new_records() == []
     assert "changed since the scan" in train.failures.paths[cut]
+
+
+def test_teacher_crops_are_the_training_crops_with_their_frames_targets(tmp_path):
+    """Distillation items (data/teacher_crops.py) carry exactly the crop `TrainDataset` draws,
+    substitutes included, and a target per codec frame taken at that crop's own file times."""
+    from telugu_codec.data.teacher_crops import TeacherCrops
+    from telugu_codec.data.teachers import Teacher
+
+    make_folder(tmp_path / "d", 4, seconds=2.0)
+    write(tmp_path / "d" / "short.wav", noise(0.3, seed=9))
+    train, _, _ = build_datasets(tmp_path / "d", small_cfg(val_fraction=0.0), SR, log=quiet)
+    seen: list[tuple[str, np.ndarray]] = []
+
+    class Clock(Teacher):  # target = the file time of the frame centre, in ms
+        def __init__(self):
+            self.kind = "features"
+
+        def targets(self, path, times):
+            seen.append((path, times))
+            return (1000 * times)[:, None].astype(np.float32), times >= 0
+
+    hop = 400
+    crops = TeacherCrops.from_dataset(train, Clock(), hop)
+    Path(train.paths[1]).unlink()  # gone bad after the scan: substituted in both
+    for i in range(len(train)):
+        item, plain = crops[(3, 2, i)], train[(3, 2, i)]
+        assert torch.equal(item["audio"], plain)
+        frames = -(-plain.shape[-1] // hop)
+        assert item["target"].shape == (frames, 1) and item["valid"].shape == (frames,)
+        path, times = seen[-1]
+        assert path != train.paths[1]
+        if Path(path).name == "short.wav":  # zero-padded: frames past the audio have none
+            assert not item["valid"].all() and item["valid"].any()
+        else:  # consecutive frame centres, hop apart, inside the file
+            np.testing.assert_allclose(np.diff(times), hop / SR, atol=1e-9)
+            assert item["valid"].all() and 0 <= times[0] < 2.0

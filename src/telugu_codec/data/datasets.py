@@ -223,12 +223,20 @@ class TrainDataset(_AudioSet):
             if self.paths[i] in self.failures.paths:
                 continue  # known bad in this process: do not read it again
             try:
-                return self.crop(i, epoch, seed)
+                audio, start = self.crop_at(i, epoch, seed)
             except READ_ERRORS as e:
                 self.failures.record(self.paths[i], e)
+                continue
+            return self.make_item(audio, i, start)
         # nothing readable near this item: silence keeps the batch shape (the trainer stops
         # long before this is common, at data.max_bad_fraction)
-        return torch.zeros(1, self.segment)
+        return self.make_item(torch.zeros(1, self.segment), None, 0)
+
+    def make_item(self, audio: torch.Tensor, index: int | None, start: int) -> torch.Tensor:
+        """What an item is, given its crop: the (1, T) crop itself. Subclasses that add per-crop
+        targets (data/teacher_crops.py) override this and keep the crop draws and the bad-file
+        substitution above. `index` is None for the silent stand-in; `start` as `crop_at`."""
+        return audio
 
     def crop(self, index: int, epoch: int = 0, seed: int = 0) -> torch.Tensor:
         """The training crop of file `index` in `epoch` of a run seeded with `seed`.
@@ -236,6 +244,11 @@ class TrainDataset(_AudioSet):
         Returns:
             (1, T) float32, T = round(segment_seconds * sample_rate).
         """
+        return self.crop_at(index, epoch, seed)[0]
+
+    def crop_at(self, index: int, epoch: int = 0, seed: int = 0) -> tuple[torch.Tensor, int]:
+        """`crop` and the file sample the crop's first sample is (negative: a short file placed
+        at an offset in a zero-padded crop)."""
         rng = np.random.default_rng([1, seed, epoch, index])  # 1: crop stream (2: order)
         n, seg = self._length(index), self.segment
         if n <= seg:
@@ -243,18 +256,18 @@ class TrainDataset(_AudioSet):
             out = np.zeros(seg, dtype=np.float32)
             offset = int(rng.integers(0, seg - n + 1))
             out[offset : offset + n] = x
-            return torch.from_numpy(out).unsqueeze(0)
-        best, best_db = None, -math.inf
+            return torch.from_numpy(out).unsqueeze(0), -offset
+        best, best_db, best_start = None, -math.inf, 0
         for _ in range(1 + max(self.cfg.silence_retries, 0)):
             start = int(rng.integers(0, n - seg + 1))
             x = self._read(index, start, seg)
             level = db_rms(x)
             if best is None or level > best_db:
-                best, best_db = x, level
+                best, best_db, best_start = x, level, start
             if level >= self.cfg.silence_db:
                 break
         assert best is not None
-        return torch.from_numpy(self._normalize(best)).unsqueeze(0)
+        return torch.from_numpy(self._normalize(best)).unsqueeze(0), best_start
 
 
 class ValDataset(_AudioSet):

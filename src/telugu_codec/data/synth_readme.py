@@ -118,12 +118,12 @@ def write_readme(
         "`speaker` (the espeak-ng voice variant, e.g. `m3`, `f2`, or `nsk`), `voice` (`espeak` "
         "or `festival`), `split` (`train`/`val`), `text` and `phones`."
     )
-    if "festival" in voices:
-        columns += (
-            ' `phones` holds Festival\'s phone segmentation as JSON `[[end_s, "phone"], ...]` '
-            "(end times in seconds in the file, after trimming; the voice's phone set, `pau` = "
-            "pause); it is empty for espeak-ng."
-        )
+    columns += (
+        ' `phones` holds the phone segmentation as JSON `[[end_s, "phone"], ...]` (end times in '
+        "seconds in the file, after trimming): Festival's `utt.save.segs` in its voice's phone "
+        "set (`pau` = pause), and espeak-ng's phoneme events in its mnemonics (`_` = pause; "
+        "empty where libespeak-ng could not be loaded and the `espeak-ng` command rendered)."
+    )
     columns += (
         " The validation split holds every 10th sentence of the list, so its sentences never "
         "occur in training; every voice is in both splits."

@@ -149,6 +149,9 @@ def _render_chunk(jobs: list[Job], out: Path, sample_rate: int) -> list[Utteranc
     """Render jobs of one voice and write their files."""
     if jobs[0].voice == "espeak":
         rendered = [sv.espeak_render(j.text, j.speaker, int(j.speed), int(j.pitch)) for j in jobs]
+        rendered = sv.espeak_phones(
+            rendered, [(j.text, j.speaker, int(j.speed), int(j.pitch)) for j in jobs]
+        )
     else:
         lines = [sv.FestivalLine(j.text, j.speed, j.pitch) for j in jobs]
         rendered = sv.festival_render(lines)

@@ -1,8 +1,8 @@
 """The two Telugu speech synthesisers behind the synthetic corpora (`synth_corpus`).
 
-- espeak-ng: a formant synthesiser, one process per sentence (about 25 ms each). Its Telugu
-  voice `te` has no recorded speech in it; the variants (`te+m3`, `te+f2`, ...) change the
-  formant settings.
+- espeak-ng: a formant synthesiser, one process per sentence (about 25 ms each); its library's
+  phoneme events give the phone segments (data/espeak_lib.py). Its Telugu voice `te`
+  has no recorded speech in it; the variants (`te+m3`, `te+f2`, ...) change the formant settings.
 - Festival with `festvox-te-nsk` (Debian/Ubuntu): a diphone voice cut from the recordings of one
   male speaker (NSK, IIT Madras), so the output is a real human voice's timbre. Many sentences
   are rendered by one Festival process (its start-up costs more than a sentence), each with
@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import CodecError
+from . import espeak_lib
 
 ESPEAK = "espeak-ng"
 FESTIVAL = "festival"
@@ -62,8 +63,8 @@ class Synthesised:
     Attributes:
         wav: (T,) float32 in [-1, 1].
         sample_rate: Hz of `wav`.
-        phones: (end time in s, phone) per segment, in order; empty where the synthesiser
-            gives no segmentation (espeak-ng).
+        phones: (end time in s, phone) per segment, in order (Festival's segments, or
+            espeak-ng's phoneme events); empty where none was given (no libespeak-ng).
     """
 
     wav: np.ndarray
@@ -114,7 +115,8 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
 
 
 def espeak_render(text: str, variant: str, speed: int, pitch: int) -> Synthesised:
-    """espeak-ng's Telugu voice `te+<variant>` at `speed` words/min and `pitch` (0-99).
+    """espeak-ng's Telugu voice `te+<variant>` at `speed` words/min and `pitch` (0-99); audio
+    only (`espeak_phones` adds the segments).
 
     Raises:
         CodecError: espeak-ng is missing or fails on the text.
@@ -131,6 +133,33 @@ def espeak_render(text: str, variant: str, speed: int, pitch: int) -> Synthesise
             raise CodecError(f"espeak-ng failed on {text!r}: {err or 'no output'}")
         data, rate = _read_wav(wav)
     return Synthesised(data, rate)
+
+
+def espeak_phones(
+    rendered: list[Synthesised], jobs: list[tuple[str, str, int, int]]
+) -> list[Synthesised]:
+    """`rendered[i]` (the command's audio of jobs[i] = (text, variant, speed, pitch)) with its
+    phone segments from libespeak-ng's phoneme events (data/espeak_lib.py).
+
+    Without the library the phones stay empty; a rendering whose segments do not end where its
+    audio ends (another espeak-ng build than the command's, say) keeps none rather than wrong
+    ones.
+
+    Raises:
+        CodecError: the library failed on a sentence.
+    """
+    try:
+        found = espeak_lib.phone_segments([(t, f"te+{v}", s, p) for t, v, s, p in jobs])
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        raise CodecError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+    if found is None:
+        return rendered
+    out = []
+    for s, phones in zip(rendered, found):
+        if not phones or abs(phones[-1][0] * s.sample_rate - len(s.wav)) > 1:
+            phones = []
+        out.append(Synthesised(s.wav, s.sample_rate, phones))
+    return out
 
 
 def _scheme_string(s: str) -> str:

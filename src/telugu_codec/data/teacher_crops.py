@@ -11,13 +11,10 @@ with F = ceil(T / hop), the number of latent frames the codec makes of the crop.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from ..audio import db_rms
-from .datasets import READ_ERRORS, TrainDataset
+from .datasets import TrainDataset
 from .teachers import IGNORE, Teacher, frame_centres
 
 
@@ -35,23 +32,10 @@ class TeacherCrops(TrainDataset):
         out.teacher, out.hop = teacher, hop
         return out
 
-    def __getitem__(self, key: int | tuple[int, int, int]) -> dict[str, torch.Tensor]:
-        if isinstance(key, (tuple, list)):
-            seed, epoch, index = (int(k) for k in key)
-        else:
-            seed, epoch, index = 0, 0, int(key)
-        for i in [index, *self._substitutes(index, seed, epoch)]:
-            if self.paths[i] in self.failures.paths:
-                continue
-            try:
-                audio, start = self.crop_at(i, epoch, seed)
-            except READ_ERRORS as e:
-                self.failures.record(self.paths[i], e)
-                continue
-            return self._item(audio, i, start)
-        return self._item(torch.zeros(1, self.segment), None, 0)
-
-    def _item(self, audio: torch.Tensor, index: int | None, start: int) -> dict[str, torch.Tensor]:
+    def make_item(  # type: ignore[override]
+        self, audio: torch.Tensor, index: int | None, start: int
+    ) -> dict[str, torch.Tensor]:
+        """The crop as `TrainDataset` draws it, plus the teacher's targets at its frames."""
         n = -(-audio.shape[-1] // self.hop)
         times = frame_centres(start, n, self.hop, self.sample_rate)
         if index is None:
@@ -68,26 +52,3 @@ class TeacherCrops(TrainDataset):
             "target": torch.from_numpy(np.ascontiguousarray(target)),
             "valid": torch.from_numpy(np.ascontiguousarray(valid)),
         }
-
-    def crop_at(self, index: int, epoch: int = 0, seed: int = 0) -> tuple[torch.Tensor, int]:
-        """`TrainDataset.crop` (the same draws, the same crop) and the file sample the crop's
-        first sample is (negative: the file placed at an offset in a zero-padded crop)."""
-        rng = np.random.default_rng([1, seed, epoch, index])  # as TrainDataset.crop
-        n, seg = self._length(index), self.segment
-        if n <= seg:
-            x = self._normalize(self._read(index, 0, n))
-            out = np.zeros(seg, dtype=np.float32)
-            offset = int(rng.integers(0, seg - n + 1))
-            out[offset : offset + n] = x
-            return torch.from_numpy(out).unsqueeze(0), -offset
-        best, best_db, best_start = None, -math.inf, 0
-        for _ in range(1 + max(self.cfg.silence_retries, 0)):
-            start = int(rng.integers(0, n - seg + 1))
-            x = self._read(index, start, seg)
-            level = db_rms(x)
-            if best is None or level > best_db:
-                best, best_db, best_start = x, level, start
-            if level >= self.cfg.silence_db:
-                break
-        assert best is not None
-        return torch.from_numpy(self._normalize(best)).unsqueeze(0), best_start
