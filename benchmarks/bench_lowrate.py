@@ -59,14 +59,14 @@ COMMON = ["train.val_pesq=false", "data.val_max_files=8", "train.guard.action=wa
 
 
 def train(
-    name: str, corpus: Path, out: Path, budget: list[str], weight: float
+    name: str, corpus: Path, out: Path, budget: list[str], weight: float, seed: int = 0
 ) -> tuple[float, float]:
-    """Train run `name` into out/name unless it finished.
+    """Train run `name` into out/<name>[-s<seed>] unless it finished.
 
     Returns:
         (wall seconds, CPU seconds of the training process); zeros for a run kept as it was.
     """
-    run = out / name
+    run = out / run_name(name, seed)
     if (run / "checkpoints" / "best" / "codec.safetensors").exists():
         print(f"{name}: trained already, scoring it", flush=True)
         return 0.0, 0.0
@@ -78,10 +78,16 @@ def train(
     options = [b for b in budget if "=" not in b]
     overrides = [b for b in budget if "=" in b]
     cmd += [*options, "--threads", "1", "--no-progress", *COMMON, *overrides, *extra]
+    cmd += [f"train.seed={seed}"]
     print(" ".join(cmd), flush=True)
     t0, c0 = time.time(), _child_cpu()
     subprocess.run(cmd, check=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
     return time.time() - t0, _child_cpu() - c0
+
+
+def run_name(name: str, seed: int) -> str:
+    """Run folder and results key: the run's name, with -s<seed> for seeds other than 0."""
+    return f"{name}-s{seed}" if seed else name
 
 
 def _child_cpu() -> float:
@@ -107,6 +113,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300, help="training steps per run (no --minutes)")
     p.add_argument("--distill", type=float, default=3.0, help="loss.distill of the distilled runs")
     p.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of the runs")
+    p.add_argument("--seed", type=int, default=0, help="train.seed of the runs (0: as before)")
     p.add_argument("--merge", action="store_true", help="add to the --json file's results")
     p.add_argument("--probe-files", type=int, default=300, help="training files the probe fits")
     p.add_argument("--quality-files", type=int, default=30, help="held-out files for PESQ/STOI")
@@ -128,8 +135,8 @@ def main() -> None:
             f"train.val_every={args.steps}",  # one validation, at the end (the saved "best")
         ]
         if RUNS[name][0]:
-            wall, cpu = train(name, corpus, args.out, budget, args.distill)
-            codec = Codec.load(args.out / name)
+            wall, cpu = train(name, corpus, args.out, budget, args.distill, args.seed)
+            codec = Codec.load(args.out / run_name(name, args.seed))
         else:
             wall, cpu, codec = 0.0, 0.0, Codec.load(name)
         files = probe_train + test_files
@@ -152,8 +159,8 @@ def main() -> None:
                 f"STOI {rep.stoi:.3f} ({time.time() - t0:.0f} s)",
                 flush=True,
             )
-        results[name] = {
-            "steps": steps_of(args.out / name) if RUNS[name][0] else None,
+        results[run_name(name, args.seed)] = {
+            "steps": steps_of(args.out / run_name(name, args.seed)) if RUNS[name][0] else None,
             "train_wall_s": wall,
             "train_cpu_s": cpu,
             "budget": " ".join(budget),
